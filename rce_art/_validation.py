@@ -1,0 +1,124 @@
+"""Input checks shared by the public API (private module).
+
+Every public entry point validates its inputs here so that bad input fails early
+with a message that says what was wrong and how to fix it, never as a NaN or a
+shape error deep inside torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+ArrayLike = np.ndarray | Tensor
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Return ``x`` as a numpy array (detached and moved to CPU for tensors)."""
+    if isinstance(x, Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def check_inputs(
+    x: Any,
+    *,
+    name: str = "x",
+    input_shape: tuple[int, ...] | None = None,
+    clip_values: tuple[float, float] | None = None,
+) -> None:
+    """Check a batch of inputs: array or tensor, floating, non-empty, finite, right shape, in range.
+
+    Raises:
+        TypeError: If ``x`` is not a numpy array or torch tensor of a floating dtype.
+        ValueError: If ``x`` is empty, holds NaN/inf, has the wrong per-example shape or
+            leaves ``clip_values``.
+    """
+    if not isinstance(x, (np.ndarray, Tensor)):
+        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
+    is_float = x.is_floating_point() if isinstance(x, Tensor) else np.issubdtype(x.dtype, np.floating)
+    if not is_float:
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}; convert it, e.g. x.astype('float32')")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); pass at least one example")
+    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(
+            f"{name} has per-example shape {tuple(x.shape[1:])}, expected {tuple(input_shape)} "
+            f"(the batch dimension comes first)"
+        )
+    finite = bool(torch.isfinite(x).all()) if isinstance(x, Tensor) else bool(np.isfinite(x).all())
+    if not finite:
+        raise ValueError(f"{name} contains NaN or infinite values; clean the input before calling")
+    if clip_values is not None:
+        lo, hi = float(x.min()), float(x.max())
+        tol = 1e-5 * max(1.0, abs(clip_values[1] - clip_values[0]))
+        if lo < clip_values[0] - tol or hi > clip_values[1] + tol:
+            raise ValueError(
+                f"{name} has values in [{lo:.4g}, {hi:.4g}], outside clip_values {tuple(clip_values)}; "
+                "scale the input to the model's pixel range"
+            )
+
+
+def check_labels(y: Any, n: int, nb_classes: int, *, name: str = "y") -> np.ndarray:
+    """Validate labels (integer, or one-hot as ART passes them) and return them as int64 indices.
+
+    Raises:
+        TypeError: If ``y`` is not an array or tensor.
+        ValueError: On a length mismatch, non-integer values or a label outside ``[0, nb_classes)``.
+    """
+    if not isinstance(y, (np.ndarray, Tensor, list, tuple)):
+        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(y).__name__}")
+    y_np = to_numpy(y)
+    if y_np.ndim == 2 and y_np.shape[1] == nb_classes and y_np.shape[0] == n:
+        y_np = y_np.argmax(axis=1)
+    if y_np.ndim != 1 or y_np.shape[0] != n:
+        raise ValueError(
+            f"{name} must have shape ({n},) (integer labels) or ({n}, {nb_classes}) (one-hot), got {y_np.shape}"
+        )
+    if not np.issubdtype(y_np.dtype, np.integer):
+        if not np.all(np.isfinite(y_np)) or np.any(y_np != np.round(y_np)):
+            raise ValueError(f"{name} must hold integer class labels, got non-integer values")
+    y_int = y_np.astype(np.int64)
+    bad = (y_int < 0) | (y_int >= nb_classes)
+    if bad.any():
+        raise ValueError(
+            f"{name} holds labels outside [0, {nb_classes}): e.g. {int(y_int[bad][0])}; "
+            f"labels must be class indices of a {nb_classes}-class model"
+        )
+    return y_int
+
+
+def check_logits_and_labels(logits: Tensor, y: Tensor) -> None:
+    """Validate a ``(N, L)`` logits tensor and its ``(N,)`` integer labels for a loss."""
+    if not isinstance(logits, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("logits and y must be torch tensors")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be floating point, got {logits.dtype}")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (N, L), got {tuple(logits.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError("logits is an empty batch; pass at least one example")
+    if logits.shape[1] < 2:
+        raise ValueError(f"logits need at least 2 classes, got L={logits.shape[1]}")
+    if y.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool):
+        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+    if y.shape != (logits.shape[0],):
+        raise ValueError(f"y must have shape ({logits.shape[0]},), got {tuple(y.shape)}")
+    if bool(((y < 0) | (y >= logits.shape[1])).any()):
+        raise ValueError(f"y holds labels outside [0, {logits.shape[1]})")
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("logits contain NaN or infinite values")
+
+
+def check_positive(value: float, name: str) -> float:
+    """Return ``float(value)`` if it is a finite number > 0, else raise ``ValueError``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v

@@ -1,0 +1,162 @@
+"""Datasets as numpy arrays in NCHW float32 with the matching clip values.
+
+``digits`` (scikit-learn's embedded 8x8 digits) is the default and needs no download.
+MNIST, Fashion-MNIST and CIFAR-10 are read from a folder holding the original files
+(``data_dir``) or downloaded by torchvision into it with ``download=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rce_art.data.idx import read_cifar10_batch, read_idx
+
+__all__ = ["DATASETS", "Dataset", "load_dataset"]
+
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+PIXEL_RANGES = {"paper": (-0.5, 0.5), "unit": (0.0, 1.0)}
+
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+_SOURCES = {
+    "mnist": "torchvision.datasets.MNIST(root, download=True) or the original MNIST files",
+    "fashion-mnist": "Debian's package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), "
+    "torchvision.datasets.FashionMNIST(root, download=True), or github.com/zalandoresearch/fashion-mnist",
+    "cifar10": "torchvision.datasets.CIFAR10(root, download=True) or the 'CIFAR-10 python version' archive",
+}
+_TV_FOLDERS = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "cifar10": "cifar-10-batches-py"}
+_DEFAULT_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}
+
+
+@dataclass
+class Dataset:
+    """A train/test split as NCHW float32 arrays with integer labels.
+
+    Attributes:
+        name: Dataset name.
+        x_train, y_train, x_test, y_test: Images ``(N, C, H, W)`` float32 and labels ``(N,)`` int64.
+        clip_values: ``(min, max)`` pixel range of the images (hand it to ART).
+        nb_classes: Number of classes.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    clip_values: tuple[float, float]
+    nb_classes: int = 10
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one image, ``(C, H, W)``."""
+        return tuple(self.x_train.shape[1:])
+
+
+def _scale(x01: np.ndarray, pixel_range: str) -> np.ndarray:
+    lo, hi = PIXEL_RANGES[pixel_range]
+    return (x01 * (hi - lo) + lo).astype(np.float32)
+
+
+def _load_digits(seed: int, test_size: float) -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    return tuple(train_test_split(x, d.target.astype(np.int64), test_size=test_size, random_state=seed, stratify=d.target))
+
+
+def _find(name: str, files: tuple[str, ...], data_dir: str | os.PathLike | None, gz: bool) -> list[Path]:
+    roots = [Path(data_dir)] if data_dir is not None else []
+    roots += [Path(d) for d in _DEFAULT_DIRS.get(name, ())]
+    for root in roots:
+        for folder in (root, root / _TV_FOLDERS[name]):
+            found = []
+            for f in files:
+                cands = [folder / f, folder / f"{f}.gz"] if gz else [folder / f]
+                hit = next((c for c in cands if c.is_file()), None)
+                if hit is None:
+                    break
+                found.append(hit)
+            else:
+                return found
+    where = ", ".join(str(r) for r in roots) or "(no data_dir given)"
+    raise FileNotFoundError(
+        f"{name}: could not find the files {', '.join(files)}{' (optionally .gz)' if gz else ''} in {where} "
+        f"or its {_TV_FOLDERS[name]!r} subfolder. Get them from {_SOURCES[name]}, pass --data-dir/data_dir=..., "
+        "or use download=True to let torchvision fetch them"
+    )
+
+
+def _download(name: str, data_dir: str | os.PathLike) -> None:
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    for train in (True, False):
+        cls(str(data_dir), train=train, download=True)
+
+
+def load_dataset(
+    name: str = "digits",
+    data_dir: str | os.PathLike | None = None,
+    pixel_range: str = "paper",
+    *,
+    download: bool = False,
+    seed: int = 0,
+    test_size: float = 0.3,
+) -> Dataset:
+    """Load a dataset as NCHW float32 arrays.
+
+    Args:
+        name: One of ``"digits"`` (default, embedded in scikit-learn, 8x8), ``"fashion-mnist"``,
+            ``"mnist"``, ``"cifar10"``.
+        data_dir: Folder with the original files (IDX files, gzipped or not, for the MNIST
+            family; the python batches for CIFAR-10), directly or in torchvision's layout.
+            Fashion-MNIST also looks in ``/usr/share/datasets/fashion-mnist``.
+        pixel_range: ``"paper"`` for ``[-0.5, 0.5]`` (Pang et al.) or ``"unit"`` for ``[0, 1]``.
+        download: Let torchvision download the files into ``data_dir`` first.
+        seed: Seed of the digits train/test split (stratified).
+        test_size: Test fraction of the digits split.
+
+    Returns:
+        :class:`Dataset`.
+
+    Raises:
+        ValueError: On an unknown name or pixel range.
+        FileNotFoundError: If the files are missing; the message names them and where to get them.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    if pixel_range not in PIXEL_RANGES:
+        raise ValueError(f"pixel_range must be one of {sorted(PIXEL_RANGES)}, got {pixel_range!r}")
+    clip = PIXEL_RANGES[pixel_range]
+    if name == "digits":
+        xtr, xte, ytr, yte = _load_digits(seed, test_size)
+        return Dataset(name, _scale(xtr, pixel_range), ytr, _scale(xte, pixel_range), yte, clip)
+    if download:
+        if data_dir is None:
+            raise ValueError("download=True needs a data_dir to download into")
+        _download(name, data_dir)
+    if name == "cifar10":
+        paths = _find(name, _CIFAR_FILES, data_dir, gz=False)
+        parts = [read_cifar10_batch(p) for p in paths]
+        xtr = np.concatenate([p[0] for p in parts[:5]])
+        ytr = np.concatenate([p[1] for p in parts[:5]])
+        xte, yte = parts[5]
+    else:
+        paths = _find(name, _IDX_FILES, data_dir, gz=True)
+        xtr, ytr, xte, yte = (read_idx(p) for p in paths)
+        xtr, xte = xtr[:, None], xte[:, None]
+    return Dataset(
+        name,
+        _scale(xtr.astype(np.float32) / 255.0, pixel_range),
+        ytr.astype(np.int64),
+        _scale(xte.astype(np.float32) / 255.0, pixel_range),
+        yte.astype(np.int64),
+        clip,
+    )

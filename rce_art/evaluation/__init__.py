@@ -1,0 +1,23 @@
+"""Evaluation under the paper's protocol."""
+
+from rce_art.evaluation.protocol import (
+    METRICS,
+    detection_auc,
+    distortion,
+    evaluate_attack,
+    kept_pairs,
+    metric_scores,
+    tpr_at_fpr,
+)
+from rce_art.evaluation.report import markdown_table
+
+__all__ = [
+    "METRICS",
+    "detection_auc",
+    "distortion",
+    "evaluate_attack",
+    "kept_pairs",
+    "markdown_table",
+    "metric_scores",
+    "tpr_at_fpr",
+]

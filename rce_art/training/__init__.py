@@ -1,0 +1,6 @@
+"""Trainers (ART ``Trainer`` subclasses) on one plain torch loop."""
+
+from rce_art.training.loop import TrainHistory, piecewise_lr, train_model
+from rce_art.training.trainers import CETrainer, RCETrainer
+
+__all__ = ["CETrainer", "RCETrainer", "TrainHistory", "piecewise_lr", "train_model"]

@@ -1,0 +1,167 @@
+"""CE and RCE trainers in ART's ``Trainer`` form, on the shared torch loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from art.defences.trainer import Trainer
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from rce_art._validation import check_inputs, check_labels
+from rce_art.adapters.art import make_art_classifier, resolve_model, with_model
+from rce_art.losses.rce import reverse_cross_entropy
+from rce_art.models.reverse import ReverseLogits
+from rce_art.training.loop import TrainHistory, train_model
+
+__all__ = ["CETrainer", "RCETrainer"]
+
+
+class _TorchTrainer(Trainer):
+    """Shared trainer: SGD with momentum, weight decay and a piecewise schedule (Appendix B.1).
+
+    Args:
+        classifier: ART ``PyTorchClassifier`` around the network to train, or the ``nn.Module``
+            itself (then pass ``clip_values`` so that :meth:`get_classifier` can build one).
+            The classifier's own loss and optimizer are not used.
+        epochs: Passes over the training data.
+        batch_size: Mini-batch size (paper: 128).
+        lr: Base learning rate (paper: 0.1).
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay (paper: 2e-4).
+        milestones: Fractions of training where the learning rate drops by ``gamma``
+            (paper's MNIST shape: 0.5, 0.75).
+        gamma: Decay factor (paper: 0.1).
+        seed: Seed of shuffling and model randomness.
+        progress: Show a progress bar.
+        clip_values: Pixel range, needed only when ``classifier`` is a plain module.
+
+    Attributes:
+        history_ (TrainHistory): Per-epoch loss and learning rate, after ``fit``.
+    """
+
+    def __init__(
+        self,
+        classifier: Any,
+        *,
+        epochs: int = 10,
+        batch_size: int = 128,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 2e-4,
+        milestones: Sequence[float] = (0.5, 0.75),
+        gamma: float = 0.1,
+        seed: int = 0,
+        progress: bool = True,
+        clip_values: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__(classifier)
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self._view = resolve_model(classifier)
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.milestones, self.gamma, self.seed, self.progress = tuple(milestones), gamma, seed, progress
+        self.clip_values = clip_values if clip_values is not None else self._view.clip_values
+        self._input_shape: tuple[int, ...] | None = self._view.input_shape
+
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Training objective on the raw logits of the network."""
+        raise NotImplementedError
+
+    def _train(self, data: Any) -> TrainHistory:
+        self.history_ = train_model(
+            self._view.model,
+            data,
+            self.loss,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            milestones=self.milestones,
+            gamma=self.gamma,
+            seed=self.seed,
+            device=self._view.device,
+            progress=self.progress,
+        )
+        return self.history_
+
+    def fit(self, x: Any, y: Any, **kwargs: Any) -> _TorchTrainer:
+        """Train on arrays or tensors.
+
+        Args:
+            x: Inputs ``(N, C, H, W)``, floating, finite, within the classifier's clip values.
+            y: Labels ``(N,)`` integers or ``(N, L)`` one-hot.
+            **kwargs: Not used (ART signature).
+
+        Returns:
+            ``self``.
+        """
+        check_inputs(x, name="x", input_shape=self._input_shape, clip_values=self.clip_values)
+        with torch.no_grad():
+            self._view.model.eval()
+            nb_classes = self._view.model(torch.as_tensor(x[:1], dtype=torch.float32, device=self._view.device)).shape[1]
+        y_int = check_labels(y, x.shape[0], nb_classes)
+        self._input_shape = tuple(x.shape[1:])
+        self._nb_classes = nb_classes
+        self._train((x, y_int))
+        return self
+
+    def fit_loader(self, loader: DataLoader) -> _TorchTrainer:
+        """Train on a ``DataLoader`` yielding ``(x, y)`` batches with integer labels."""
+        self._train(loader)
+        return self
+
+    def get_model(self) -> nn.Module:
+        """The trained torch module, giving ordinary logits."""
+        return self._view.model
+
+    def get_classifier(self) -> Any:
+        """The trained network as an ART ``PyTorchClassifier`` whose predictions are ordinary.
+
+        Raises:
+            ValueError: If a plain module was given without ``clip_values`` or before ``fit``.
+        """
+        model = self.get_model()
+        if self._view.estimator is not None:
+            return self._view.estimator if model is self._view.model else with_model(self._view.estimator, model)
+        if self.clip_values is None or self._input_shape is None:
+            raise ValueError("get_classifier needs clip_values (constructor) and an input shape (call fit first)")
+        return make_art_classifier(
+            model,
+            self._input_shape,
+            self._nb_classes,
+            self.clip_values,
+            device_type="gpu" if self._view.device.type == "cuda" else "cpu",
+        )
+
+
+class CETrainer(_TorchTrainer):
+    """Standard cross-entropy training (the paper's baseline). Arguments as in the shared trainer."""
+
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(logits, y)
+
+
+class RCETrainer(_TorchTrainer):
+    """Reverse cross-entropy training with reverse logits (Pang et al. 2018, Section 3.2).
+
+    Trains the network on :func:`~rce_art.losses.reverse_cross_entropy` of its raw logits
+    ``Z``; :meth:`get_model` and :meth:`get_classifier` return it wrapped in
+    :class:`~rce_art.models.ReverseLogits`, so predictions are ordinary. Arguments as in the
+    shared trainer.
+    """
+
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        return reverse_cross_entropy(logits, y)
+
+    def get_model(self) -> nn.Module:
+        if not hasattr(self, "_reversed"):
+            self._reversed = ReverseLogits(self._view.model)
+        return self._reversed
