@@ -49,6 +49,8 @@ def check_inputs(
             f"{name} has per-example shape {tuple(x.shape[1:])}, expected {tuple(input_shape)} "
             f"(the batch dimension comes first)"
         )
+    if isinstance(x, Tensor):
+        x = x.detach()
     finite = bool(torch.isfinite(x).all()) if isinstance(x, Tensor) else bool(np.isfinite(x).all())
     if not finite:
         raise ValueError(f"{name} contains NaN or infinite values; clean the input before calling")

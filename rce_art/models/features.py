@@ -65,6 +65,7 @@ class FeatureTap(nn.Module):
         self._armed = False
         self._captured: Tensor | None = None
         module.register_forward_pre_hook(self._capture)
+        self.train(model.training)  # adopt the wrapped model's mode instead of nn.Module's default
 
     def _capture(self, module: nn.Module, args: tuple[Tensor, ...]) -> None:
         if self._armed:

@@ -32,6 +32,7 @@ class ReverseLogits(nn.Module):
     def __init__(self, model: nn.Module, layer: str | None = None) -> None:
         super().__init__()
         self.model = as_feature_model(model, layer)
+        self.train(model.training)  # adopt the wrapped model's mode instead of nn.Module's default
 
     def forward(self, x: Tensor) -> Tensor:
         return -self.model(x)

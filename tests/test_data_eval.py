@@ -1,0 +1,88 @@
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import rce_art as ra
+from rce_art.data import read_idx
+
+
+def test_digits_split_is_fixed_and_in_range():
+    a, b = ra.load_dataset("digits"), ra.load_dataset("digits")
+    np.testing.assert_array_equal(a.x_test, b.x_test)
+    assert a.x_train.shape[1:] == (1, 8, 8) and a.x_train.dtype == np.float32
+    assert a.x_train.min() >= -0.5 and a.x_train.max() <= 0.5 and a.clip_values == (-0.5, 0.5)
+    u = ra.load_dataset("digits", pixel_range="unit")
+    assert u.clip_values == (0.0, 1.0) and u.x_train.min() >= 0 and u.x_train.max() <= 1
+    np.testing.assert_allclose(u.x_train - 0.5, a.x_train, atol=1e-6)
+    assert sorted(np.unique(a.y_train)) == list(range(10))
+
+
+def _write_idx(path, arr, gz):
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_family_from_idx_files(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(5, 28, 28))
+    labs = rng.integers(0, 10, size=5)
+    sfx = ".gz" if gz else ""
+    for prefix in ("train", "t10k"):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte{sfx}", imgs, gz)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte{sfx}", labs, gz)
+    ds = ra.load_dataset("fashion-mnist", data_dir=tmp_path, pixel_range="unit")
+    assert ds.x_train.shape == (5, 1, 28, 28)
+    np.testing.assert_allclose(ds.x_train[:, 0] * 255, imgs, atol=1e-3)
+    np.testing.assert_array_equal(ds.y_test, labs)
+    np.testing.assert_array_equal(read_idx(tmp_path / f"train-labels-idx1-ubyte{sfx}"), labs)
+
+
+def test_cifar10_from_python_batches(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {"data": rng.integers(0, 256, size=(2, 3072), dtype=np.uint8), "labels": [1, 2]}
+        (folder / name).write_bytes(pickle.dumps(d))
+    ds = ra.load_dataset("cifar10", data_dir=tmp_path)
+    assert ds.x_train.shape == (10, 3, 32, 32) and ds.x_test.shape == (2, 3, 32, 32)
+    assert ds.clip_values == (-0.5, 0.5) and ds.x_train.min() >= -0.5
+
+
+def test_missing_files_name_what_is_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.*torchvision"):
+        ra.load_dataset("mnist", data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="data_batch_1"):
+        ra.load_dataset("cifar10", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        ra.load_dataset("imagenet")
+
+
+def test_kept_pairs_on_hand_made_case():
+    y = np.array([0, 1, 2, 3])
+    clean = np.array([0, 1, 0, 3])  # third clean input is wrong
+    adv = np.array([1, 1, 1, 0])  # second adversarial input did not fool the model
+    np.testing.assert_array_equal(ra.kept_pairs(y, clean, adv), [True, False, False, True])
+
+
+def test_auc_extremes():
+    assert ra.detection_auc(np.array([5.0, 6, 7]), np.array([1.0, 2])) == 1.0
+    assert ra.detection_auc(np.ones(4), np.ones(3)) == 0.5
+    assert np.isnan(ra.detection_auc(np.ones(4), np.ones(0)))
+
+
+def test_distortion_formula_hand_computed():
+    x = np.zeros((1, 1, 2, 2))
+    x_adv = np.array([[[[0.5, 0.0], [0.0, 0.0]]]])  # one pixel moved by half the [-0.5, 0.5] range
+    # on the [0, 255] scale: one pixel changes by 127.5, d = 4 -> sqrt(127.5^2 / 4) = 63.75
+    assert ra.distortion(x, x_adv, (-0.5, 0.5))[0] == pytest.approx(63.75)
+
+
+def test_markdown_table():
+    out = ra.markdown_table([{"a": 1, "b": 0.12345}, {"a": 2, "b": float("nan")}], ["a", "b"])
+    assert out.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |", "| 2 | n/a |"]

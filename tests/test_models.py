@@ -1,0 +1,63 @@
+import pytest
+import torch
+from torch import nn
+
+import rce_art as ra
+from rce_art.models import as_feature_model, logits_and_features
+
+
+@pytest.mark.parametrize("factory,depth_blocks", [(ra.resnet32, 5), (ra.resnet56, 9)])
+@pytest.mark.parametrize("channels,size", [(1, 8), (3, 32), (1, 28)])
+def test_resnets_give_64d_features_for_any_size(factory, depth_blocks, channels, size):
+    net = factory(in_channels=channels, num_classes=10).eval()
+    assert len(net.blocks) == 3 * depth_blocks
+    logits, feats = net.logits_and_features(torch.zeros(2, channels, size, size))
+    assert logits.shape == (2, 10) and feats.shape == (2, 64)
+    assert torch.allclose(net(torch.zeros(2, channels, size, size)), logits)
+
+
+def test_resnet_rejects_too_small_inputs():
+    with pytest.raises(ValueError, match="H, W >= 8"):
+        ra.resnet32(1).logits_and_features(torch.zeros(1, 1, 4, 4))
+
+
+def test_feature_tap_matches_native_features():
+    torch.manual_seed(0)
+    net = ra.SmallCNN(1, 10).eval()
+    x = torch.randn(4, 1, 8, 8)
+    native = net.logits_and_features(x)
+    tapped = ra.FeatureTap(net).logits_and_features(x)  # last nn.Linear is net.fc
+    assert torch.equal(native[0], tapped[0]) and torch.equal(native[1], tapped[1])
+
+
+def test_feature_tap_on_user_sequential_and_named_layer():
+    torch.manual_seed(0)
+    user = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
+    x = torch.randn(5, 1, 4, 4)
+    _, f_last = ra.FeatureTap(user).logits_and_features(x)
+    assert torch.allclose(f_last, torch.tanh(user[1](x.flatten(1))))
+    _, f_named = ra.FeatureTap(user, layer="1").logits_and_features(x)
+    assert torch.equal(f_named, x.flatten(1))
+    with pytest.raises(ValueError, match="no submodule named 'nope'"):
+        ra.FeatureTap(user, layer="nope")
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        ra.FeatureTap(nn.Sequential(nn.Flatten()))
+
+
+def test_feature_tap_captures_only_when_asked():
+    user = nn.Sequential(nn.Linear(4, 3))
+    tap = ra.FeatureTap(user)
+    tap(torch.zeros(2, 4))
+    assert tap._captured is None
+
+
+def test_reverse_logits_negates_and_keeps_features_and_mode():
+    torch.manual_seed(0)
+    net = ra.SmallCNN(1, 10).eval()
+    rev = ra.ReverseLogits(net)
+    assert not rev.training
+    x = torch.randn(3, 1, 8, 8)
+    z, h = net.logits_and_features(x)
+    rz, rh = logits_and_features(rev, x)
+    assert torch.equal(rz, -z) and torch.equal(rh, h) and torch.equal(rev(x), -z)
+    assert as_feature_model(net) is net
