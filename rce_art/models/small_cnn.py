@@ -10,8 +10,10 @@ __all__ = ["SmallCNN"]
 class SmallCNN(nn.Module):
     """Three 3x3 convolutions with batch norm, adaptive pooling, a hidden layer and a linear output.
 
-    Works for any number of channels and any input size >= 2x2. The final hidden
-    layer (the input of :attr:`fc`) has ``hidden_dim`` units. Batch norm matters for
+    Works for any number of channels and any input size >= 2x2. Inputs of side >= 16
+    (MNIST, CIFAR-10) are max-pooled once more after the first convolution, which
+    keeps a training epoch on 60,000 28x28 images to about a minute on 2 CPU cores.
+    The final hidden layer (the input of :attr:`fc`) has ``hidden_dim`` units. Batch norm matters for
     RCE: without it, reverse cross-entropy stalls near the uniform output on digits.
 
     Args:
@@ -26,10 +28,9 @@ class SmallCNN(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, hidden_dim: int = 64, width: int = 32) -> None:
         super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU())
+        self.pool = nn.MaxPool2d(2)
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
             nn.Conv2d(width, 2 * width, 3, padding=1),
             nn.BatchNorm2d(2 * width),
             nn.ReLU(),
@@ -47,7 +48,10 @@ class SmallCNN(nn.Module):
 
     def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(logits (N, L), final hidden features (N, hidden_dim))``."""
-        features = self.body(x)
+        h = self.stem(x)
+        if min(x.shape[-2:]) >= 16:
+            h = self.pool(h)
+        features = self.body(h)
         return self.fc(features), features
 
     def forward(self, x: Tensor) -> Tensor:
