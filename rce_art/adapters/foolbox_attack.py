@@ -1,0 +1,61 @@
+"""Adapter for Foolbox 3 attacks (optional extra ``rce-art[foolbox]``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from rce_art.adapters._common import as_input_tensor, as_label_tensor, like, predicted_labels, preserved_mode
+
+__all__ = ["FoolboxAttack"]
+
+
+def _import_foolbox() -> Any:
+    try:
+        import foolbox
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("Foolbox is not installed; install the extra: pip install 'rce-art[foolbox]'") from e
+    return foolbox
+
+
+class FoolboxAttack:
+    """Run a Foolbox 3 attack object on arrays or tensors and return its *clipped* output.
+
+    Args:
+        attack: A Foolbox attack, configured with Foolbox's own parameters (e.g.
+            ``foolbox.attacks.LinfPGD(steps=10)``).
+        model: The torch module (ordinary logits) to attack.
+        clip_values: ``(min, max)`` pixel range (Foolbox's ``bounds``).
+        epsilon: Perturbation budget for fixed-epsilon attacks; ``None`` for minimisation
+            attacks such as C&W.
+        targeted: If true, the labels passed to :meth:`generate` are target classes.
+    """
+
+    def __init__(
+        self, attack: Any, model: nn.Module, clip_values: tuple[float, float], epsilon: float | None = None, targeted: bool = False
+    ) -> None:
+        fb = _import_foolbox()
+        if not isinstance(attack, fb.attacks.base.Attack):
+            raise TypeError(f"expected a foolbox attack, got {type(attack).__name__}")
+        self.attack, self.model, self.epsilon, self.targeted = attack, model, epsilon, targeted
+        self.clip_values = (float(clip_values[0]), float(clip_values[1]))
+
+    def generate(self, x: Any, y: Any = None) -> Any:
+        """Craft adversarial inputs; ``y=None`` attacks the model's predicted labels (required for targeted)."""
+        fb = _import_foolbox()
+        device = next(self.model.parameters()).device
+        xt = as_input_tensor(x, device, self.clip_values)
+        yt = as_label_tensor(y, xt.shape[0], device)
+        with preserved_mode(self.model):
+            if yt is None:
+                if self.targeted:
+                    raise ValueError("a targeted Foolbox attack needs target labels y")
+                yt = predicted_labels(self.model, xt)
+            fmodel = fb.PyTorchModel(self.model, bounds=self.clip_values, device=device)
+            criterion = fb.criteria.TargetedMisclassification(yt) if self.targeted else fb.criteria.Misclassification(yt)
+            _, clipped, _ = self.attack(fmodel, xt, criterion, epsilons=self.epsilon)
+        return like(clipped, x, self.clip_values)
+
+    def __repr__(self) -> str:
+        return f"FoolboxAttack({self.attack!r}, epsilon={self.epsilon}, targeted={self.targeted})"

@@ -1,0 +1,37 @@
+"""RAND: uniform noise examples (Pang et al. 2018, Appendix B.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rce_art._validation import check_positive
+from rce_art.adapters._common import as_input_tensor, like
+
+__all__ = ["UniformNoise"]
+
+
+class UniformNoise:
+    """``x* = clip(x + U(-eps, eps))``, element-wise (the paper's RAND, Appendix B.3).
+
+    Args:
+        eps: Half-width of the uniform noise (paper: 0.04 on CIFAR-10 in [-0.5, 0.5]).
+        clip_values: ``(min, max)`` pixel range.
+        seed: Seed of the noise; each call of :meth:`generate` restarts from it.
+    """
+
+    def __init__(self, eps: float, clip_values: tuple[float, float], seed: int = 0) -> None:
+        self.eps = check_positive(eps, "eps")
+        self.clip_values = (float(clip_values[0]), float(clip_values[1]))
+        self.seed = int(seed)
+
+    def generate(self, x: Any, y: Any = None) -> Any:
+        """Noisy copies of ``x`` with its type, shape, dtype and device (``y`` is ignored)."""
+        xt = as_input_tensor(x, torch.device("cpu"), self.clip_values)
+        g = torch.Generator().manual_seed(self.seed)
+        noise = (torch.rand(xt.shape, generator=g) * 2.0 - 1.0) * self.eps
+        return like(xt + noise, x, self.clip_values)
+
+    def __repr__(self) -> str:
+        return f"UniformNoise(eps={self.eps}, clip_values={self.clip_values}, seed={self.seed})"
