@@ -3,7 +3,16 @@
 from rce_art.adapters.art import make_art_classifier
 from rce_art.data import Dataset, load_dataset
 from rce_art.detectors import PAPER_BANDWIDTHS, KDensityDetector, calibrate_threshold
-from rce_art.evaluation import detection_auc, distortion, evaluate_attack, kept_pairs, markdown_table, metric_scores
+from rce_art.attacks import PAPER_ATTACKS, UniformNoise, build_attack
+from rce_art.evaluation import (
+    detection_auc,
+    distortion,
+    evaluate_attack,
+    kept_pairs,
+    markdown_table,
+    metric_scores,
+    write_records,
+)
 from rce_art.exceptions import NotFittedError
 from rce_art.losses import ReverseCrossEntropyLoss, reverse_cross_entropy
 from rce_art.metrics import confidence, non_me
@@ -13,6 +22,7 @@ from rce_art.training import CETrainer, RCETrainer, train_model
 __version__ = "0.1.0"
 
 __all__ = [
+    "PAPER_ATTACKS",
     "PAPER_BANDWIDTHS",
     "CETrainer",
     "Dataset",
@@ -24,7 +34,9 @@ __all__ = [
     "ReverseCrossEntropyLoss",
     "ReverseLogits",
     "SmallCNN",
+    "UniformNoise",
     "__version__",
+    "build_attack",
     "calibrate_threshold",
     "confidence",
     "detection_auc",
@@ -40,4 +52,5 @@ __all__ = [
     "resnet56",
     "reverse_cross_entropy",
     "train_model",
+    "write_records",
 ]

@@ -9,7 +9,7 @@ from rce_art.evaluation.protocol import (
     metric_scores,
     tpr_at_fpr,
 )
-from rce_art.evaluation.report import markdown_table
+from rce_art.evaluation.report import markdown_table, write_records
 
 __all__ = [
     "METRICS",
@@ -20,4 +20,5 @@ __all__ = [
     "markdown_table",
     "metric_scores",
     "tpr_at_fpr",
+    "write_records",
 ]

@@ -1,0 +1,122 @@
+"""Options, data, model training and caching shared by the reproduction scripts."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import rce_art as ra
+
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+MODELS = ("small", "resnet32", "resnet56")
+#: Default L-inf budget (pixels in [-0.5, 0.5]) per dataset; 8x8 digits need a larger one.
+DEFAULT_EPS = {"digits": 0.2, "fashion-mnist": 0.1, "mnist": 0.1, "cifar10": 0.03}
+#: Paper training lengths (Appendix B.1): 20k steps on MNIST, 90k on CIFAR-10, batch 128.
+PAPER_STEPS = {"mnist": 20_000, "fashion-mnist": 20_000, "cifar10": 90_000, "digits": 20_000}
+
+
+def common_parser(description: str) -> argparse.ArgumentParser:
+    """Argument parser with the options every reproduction script shares."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=DATASETS, default="digits")
+    p.add_argument("--data-dir", default=None, help="folder with the dataset's original files")
+    p.add_argument("--model", choices=MODELS, default="small")
+    p.add_argument("--backend", choices=("auto", "art", "foolbox", "torchattacks"), default="auto",
+                   help="toolkit of the attacks; auto = ART, with Foolbox's C&W (ART's is ~40x slower)")
+    p.add_argument("--n-examples", type=int, default=None, help="test inputs to attack (paper: 1000)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: per dataset/model)")
+    p.add_argument("--eps", type=float, default=None, help="L-inf budget (default: per dataset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs"), help="folder for results, figures and cached models")
+    p.add_argument("--paper", action="store_true", help="paper settings (training length, C&W 9 x 10,000 iterations)")
+    p.add_argument("--no-cache", action="store_true", help="retrain models even if cached in --out/models")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def default_epochs(args: argparse.Namespace, n_train: int) -> int:
+    """Epochs: ``--epochs``, else the paper's step count (``--paper``), else quick per-dataset defaults."""
+    if args.epochs is not None:
+        return args.epochs
+    if args.paper:
+        return max(1, round(PAPER_STEPS[args.dataset] * 128 / n_train))
+    quick = {"digits": 20, "fashion-mnist": 3, "mnist": 3, "cifar10": 10}[args.dataset]
+    return quick if args.model == "small" else max(quick, 5)
+
+
+def load_data(args: argparse.Namespace) -> ra.Dataset:
+    """The dataset named by ``--dataset`` in the paper's pixel range."""
+    return ra.load_dataset(args.dataset, data_dir=args.data_dir, pixel_range="paper", seed=args.seed)
+
+
+def build_net(model: str, data: ra.Dataset) -> torch.nn.Module:
+    """A fresh network for ``--model`` on ``data``."""
+    c = data.input_shape[0]
+    if model == "small":
+        return ra.SmallCNN(in_channels=c, num_classes=data.nb_classes)
+    return (ra.resnet32 if model == "resnet32" else ra.resnet56)(in_channels=c, num_classes=data.nb_classes)
+
+
+def train_models(
+    args: argparse.Namespace, data: ra.Dataset, model: str | None = None, objectives: tuple[str, ...] = ("CE", "RCE")
+) -> dict[str, Any]:
+    """Train (or load from ``--out/models``) one network per objective; return ART classifiers by objective.
+
+    Cached weights are a weights-only ``torch.save`` of the state dict, keyed by every setting that
+    changes them, and are loaded with ``weights_only=True``.
+    """
+    model = model or args.model
+    epochs = default_epochs(args, len(data.x_train))
+    out: dict[str, Any] = {}
+    for objective in objectives:
+        key = json.dumps([data.name, model, objective, epochs, args.seed, len(data.x_train), 0.1, 128])
+        path = args.out / "models" / f"{data.name}-{model}-{objective}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
+        torch.manual_seed(args.seed)
+        net = build_net(model, data)
+        raw = ra.make_art_classifier(net, data.input_shape, data.nb_classes, data.clip_values)
+        trainer_cls = ra.RCETrainer if objective == "RCE" else ra.CETrainer
+        trainer = trainer_cls(raw, epochs=epochs, lr=0.1, batch_size=128 if data.name != "digits" else 64,
+                              seed=args.seed, progress=not args.quiet)
+        if path.exists() and not args.no_cache:
+            net.load_state_dict(torch.load(path, weights_only=True))
+            net.eval()
+            print(f"{objective}: loaded {path}")
+        else:
+            t0 = time.perf_counter()
+            trainer.fit(data.x_train, data.y_train)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(net.state_dict(), path)
+            print(f"{objective}: trained {model} for {epochs} epochs in {time.perf_counter() - t0:.0f}s")
+        out[objective] = trainer.get_classifier()
+    return out
+
+
+def attack_subset(data: ra.Dataset, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random subset of ``n`` test inputs (all if ``n`` is None)."""
+    idx = np.random.default_rng(seed).permutation(len(data.x_test))[: n or len(data.x_test)]
+    return data.x_test[idx], data.y_test[idx]
+
+
+def accuracy(classifier: Any, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of an ART classifier."""
+    return float((classifier.predict(x, batch_size=512).argmax(1) == y).mean())
+
+
+def build_paper_attack(name: str, classifier: Any, args: argparse.Namespace, eps: float) -> Any:
+    """``rce_art.attacks.build_attack`` with the script's backend choice (``auto``: Foolbox for C&W, else ART)."""
+    from rce_art.attacks import AVAILABLE, build_attack
+
+    backend = args.backend
+    if backend == "auto":
+        backend = "foolbox" if name in ("cw", "cw-hc") else "art"
+    if name not in AVAILABLE[backend]:
+        print(f"note: {name} is not available on {backend}; using ART's")
+        backend = "art"
+    return build_attack(name, classifier, backend, eps=eps, paper=args.paper, seed=args.seed)
