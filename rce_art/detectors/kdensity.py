@@ -221,6 +221,28 @@ class KDensityDetector(EvasionDetector):
         if not hasattr(self, "features_"):
             raise NotFittedError("this KDensityDetector is not fitted yet; call fit(x_train, y_train) first")
 
+    @property
+    def clip_values(self) -> tuple[float, float] | None:
+        """Pixel range of the classifier's inputs (``None`` for a bare module)."""
+        return self._view.clip_values
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the classifier (and of the kernel)."""
+        return self._view.device
+
+    def kernels(self) -> list[Tensor]:
+        """The kernel's training features, one ``(M_c, D)`` tensor per class (in sampling order)."""
+        self._check_fitted()
+        return list(self._kernels)
+
+    def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Differentiable ``(logits (N, L), features (N, D))`` of a tensor batch, one forward pass, no checks.
+
+        The model stays in its current train/eval mode; used by adaptive attacks in their inner loop.
+        """
+        return self._forward(x)
+
     def log_density_features(self, features: Tensor, classes: Tensor) -> Tensor:
         """Differentiable log K-density of features under the given classes' kernels.
 
