@@ -60,7 +60,8 @@ def build_net(model: str, data: ra.Dataset) -> torch.nn.Module:
     """A fresh network for ``--model`` on ``data``."""
     c = data.input_shape[0]
     if model == "small":
-        return ra.SmallCNN(in_channels=c, num_classes=data.nb_classes)
+        # width 16 on 28x28 / 32x32 inputs keeps 1,000-example C&W runs within minutes on 2 CPU cores
+        return ra.SmallCNN(in_channels=c, num_classes=data.nb_classes, width=32 if data.input_shape[-1] < 16 else 16)
     return (ra.resnet32 if model == "resnet32" else ra.resnet56)(in_channels=c, num_classes=data.nb_classes)
 
 
@@ -76,7 +77,7 @@ def train_models(
     epochs = default_epochs(args, len(data.x_train))
     out: dict[str, Any] = {}
     for objective in objectives:
-        key = json.dumps([data.name, model, objective, epochs, args.seed, len(data.x_train), 0.1, 128])
+        key = json.dumps([data.name, model, objective, epochs, args.seed, len(data.x_train), 0.1, 128, "w16"])
         path = args.out / "models" / f"{data.name}-{model}-{objective}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
         torch.manual_seed(args.seed)
         net = build_net(model, data)

@@ -125,10 +125,14 @@ class CarliniWagnerWB:
         self.eta = None if eta is None else [float(e) for e in eta]
         self.two_phase = bool(two_phase)
 
-    def __repr__(self) -> str:
+    def params(self) -> dict:
+        """The constructor arguments, e.g. to build a variant: ``CarliniWagnerWB(**{**a.params(), "max_iter": 50})``."""
         keys = ("confidence", "binary_search_steps", "max_iter", "learning_rate", "initial_const", "abort_early",
                 "kernel_per_class", "eta", "two_phase")
-        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
+        return {k: getattr(self, k) for k in keys}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
     # ----------------------------------------------------------------- detector
     def attacker_kernels(self, detector) -> list[Tensor]:

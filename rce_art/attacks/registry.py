@@ -36,7 +36,7 @@ def cw_settings(paper: bool) -> dict[str, Any]:
     """C&W settings: the paper's (9 binary-search steps x 10,000 iterations, step 0.01) or quick ones."""
     if paper:
         return {"binary_search_steps": 9, "max_iter": 10_000, "learning_rate": 0.01, "initial_const": 1e-3}
-    return {"binary_search_steps": 5, "max_iter": 100, "learning_rate": 0.01, "initial_const": 1e-2}
+    return {"binary_search_steps": 3, "max_iter": 100, "learning_rate": 0.01, "initial_const": 0.1}
 
 
 @dataclass

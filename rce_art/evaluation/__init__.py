@@ -9,10 +9,12 @@ from rce_art.evaluation.protocol import (
     metric_scores,
     tpr_at_fpr,
 )
+from rce_art.evaluation.sanity import cw_wb_sanity
 from rce_art.evaluation.report import markdown_table, write_records
 
 __all__ = [
     "METRICS",
+    "cw_wb_sanity",
     "detection_auc",
     "distortion",
     "evaluate_attack",
