@@ -22,6 +22,15 @@ DEFAULT_EPS = {"digits": 0.2, "fashion-mnist": 0.1, "mnist": 0.1, "cifar10": 0.0
 PAPER_STEPS = {"mnist": 20_000, "fashion-mnist": 20_000, "cifar10": 90_000, "digits": 20_000}
 
 
+#: Training variants by name: trainer class and its extra arguments.
+TRAINERS = {
+    "CE": (ra.CETrainer, {}),
+    "RCE": (ra.RCETrainer, {}),
+    "Siamese+RVL": (ra.PDMTrainer, {"classification": "ce"}),
+    "PDM": (ra.PDMTrainer, {"classification": "rce"}),
+}
+
+
 def common_parser(description: str) -> argparse.ArgumentParser:
     """Argument parser with the options every reproduction script shares."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,13 +87,14 @@ def train_models(
     out: dict[str, Any] = {}
     for objective in objectives:
         key = json.dumps([data.name, model, objective, epochs, args.seed, len(data.x_train), 0.1, 128, "w16"])
-        path = args.out / "models" / f"{data.name}-{model}-{objective}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
+        slug = objective.replace("+", "-").lower()
+        path = args.out / "models" / f"{data.name}-{model}-{slug}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
         torch.manual_seed(args.seed)
         net = build_net(model, data)
         raw = ra.make_art_classifier(net, data.input_shape, data.nb_classes, data.clip_values)
-        trainer_cls = ra.RCETrainer if objective == "RCE" else ra.CETrainer
+        trainer_cls, extra = TRAINERS[objective]
         trainer = trainer_cls(raw, epochs=epochs, lr=0.1, batch_size=128 if data.name != "digits" else 64,
-                              seed=args.seed, progress=not args.quiet)
+                              seed=args.seed, progress=not args.quiet, **extra)
         if path.exists() and not args.no_cache:
             net.load_state_dict(torch.load(path, weights_only=True))
             net.eval()

@@ -32,7 +32,7 @@ def cw_wb_params(args) -> dict:
     """Quick settings, or the paper's (Appendix B.2: 9 rounds of binary search, 10,000 iterations)."""
     if args.paper:
         return {"binary_search_steps": 9, "max_iter": 10_000, "learning_rate": 0.01, "initial_const": 1e-3}
-    return {"binary_search_steps": 5, "max_iter": args.max_iter, "learning_rate": 0.01, "initial_const": 1e-2}
+    return {"binary_search_steps": 5, "max_iter": args.max_iter, "learning_rate": 0.05, "initial_const": 1e-2}
 
 
 def random_targets(y: np.ndarray, n_classes: int, seed: int) -> np.ndarray:

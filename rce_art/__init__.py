@@ -14,15 +14,23 @@ from rce_art.evaluation import (
     write_records,
 )
 from rce_art.exceptions import NotFittedError
-from rce_art.losses import ReverseCrossEntropyLoss, reverse_cross_entropy
+from rce_art.losses import (
+    ReduceVarianceLoss,
+    ReverseCrossEntropyLoss,
+    SiameseCosineLoss,
+    reduce_variance_loss,
+    reverse_cross_entropy,
+    siamese_cosine_loss,
+)
 from rce_art.metrics import confidence, non_me
 from rce_art.models import FeatureTap, PreActResNet, ReverseLogits, SmallCNN, resnet32, resnet56
-from rce_art.training import CETrainer, RCETrainer, train_model
+from rce_art.training import CETrainer, PDMTrainer, RCETrainer, train_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PAPER_ATTACKS",
+    "PDMTrainer",
     "PAPER_BANDWIDTHS",
     "CETrainer",
     "Dataset",
@@ -31,8 +39,10 @@ __all__ = [
     "NotFittedError",
     "PreActResNet",
     "RCETrainer",
+    "ReduceVarianceLoss",
     "ReverseCrossEntropyLoss",
     "ReverseLogits",
+    "SiameseCosineLoss",
     "SmallCNN",
     "UniformNoise",
     "__version__",
@@ -48,9 +58,11 @@ __all__ = [
     "markdown_table",
     "metric_scores",
     "non_me",
+    "reduce_variance_loss",
     "resnet32",
     "resnet56",
     "reverse_cross_entropy",
+    "siamese_cosine_loss",
     "train_model",
     "write_records",
 ]

@@ -47,3 +47,22 @@ def test_figures_smoke(tmp_path):
     for name in ("tsne", "accuracy_vs_eps", "cw_distortion", "kdensity_hist", "roc"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
     assert {r["attack"] for r in result["accuracy"]} == {"fgsm", "bim", "ilcm", "jsma"}
+
+
+def test_reproduce_pdm_smoke(tmp_path, capsys):
+    result = _load("reproduce_pdm").main([*TINY, "--n-examples", "12", "--out", str(tmp_path)])
+    assert [r["variant"] for r in result["table1"]] == ["CE", "RCE", "Siamese+RVL", "PDM"]
+    assert len(result["table2"]) == 7 and all(0 <= r["PDM"] <= 1 or r["PDM"] != r["PDM"] for r in result["table2"])
+    assert "Claims of the PDM paper" in capsys.readouterr().out
+    assert (tmp_path / "figures" / "pdm_tsne.png").exists() and (tmp_path / "figures" / "pdm_resiliency.png").exists()
+
+
+def test_table3_and_table4_smoke(tmp_path, capsys):
+    records = _load("reproduce_table3").main([*TINY, "--n-examples", "8", "--max-iter", "20",
+                                             "--sanity-examples", "4", "--out", str(tmp_path)])
+    assert [r["objective"] for r in records] == ["CE", "RCE"]
+    assert all(0 <= r["ratio_f2_pos"] <= 1 or r["ratio_f2_pos"] != r["ratio_f2_pos"] for r in records)
+    assert (tmp_path / "figures" / "figure3.png").exists()
+    assert "sanity checks" in capsys.readouterr().out
+    rows = _load("reproduce_table4").main([*TINY, "--n-examples", "8", "--max-iter", "20", "--out", str(tmp_path)])
+    assert {(r["substitute"], r["target"]) for r in rows} == {(s, t) for s in ("CE", "RCE") for t in ("CE", "RCE")}

@@ -45,7 +45,7 @@ class CarliniWagnerWBAttack(EvasionAttack):
         confidence: float = 0.0,
         binary_search_steps: int = 5,
         max_iter: int = 200,
-        learning_rate: float = 0.01,
+        learning_rate: float = 0.05,
         initial_const: float = 1e-2,
         abort_early: bool = True,
         kernel_per_class: int | None = 100,

@@ -28,7 +28,7 @@ def cw_wb_sanity(
     * ``success_by_budget``: success rate as the iteration budget doubles; it must not fall
       (``monotone``), else the optimisation or the bookkeeping is faulty.
     * ``unbounded_misclassification``: misclassification rate of plain C&W (no detector term)
-      with a large ``c`` and ``unbounded_iter`` steps; it should reach 100%, else the attack is
+      with a large ``c``, ``unbounded_iter`` steps and a step size of at least 0.1; it should reach 100%, else the attack is
       too weak to support any robustness claim.
     * ``zero_grad_fraction`` / ``nonfinite_grad_fraction``: fraction of inputs whose gradient of
       ``log KD`` (the detector term) with respect to the input is zero or non-finite; both should
@@ -51,7 +51,8 @@ def cw_wb_sanity(
         r = CarliniWagnerWB(**{**attack.params(), "max_iter": int(b)}).run(detector, x, labels, targeted)
         rates.append(float(r.success.float().mean()))
     strong = CarliniWagnerWB(**{**attack.params(), "max_iter": unbounded_iter, "initial_const": 10.0,
-                                "binary_search_steps": 3, "abort_early": False})
+                                "binary_search_steps": 3, "abort_early": False,
+                                "learning_rate": max(attack.learning_rate, 0.1)})
     unbounded = strong.run(detector, x, labels, targeted).misclassified.float().mean()
     xg = x.clone().requires_grad_(True)
     logits, feats = detector.logits_and_features(xg)

@@ -1,6 +1,7 @@
 """Trainers (ART ``Trainer`` subclasses) on one plain torch loop."""
 
 from rce_art.training.loop import TrainHistory, piecewise_lr, train_model
+from rce_art.training.pdm import PartnerSampler, PDMTrainer
 from rce_art.training.trainers import CETrainer, RCETrainer
 
-__all__ = ["CETrainer", "RCETrainer", "TrainHistory", "piecewise_lr", "train_model"]
+__all__ = ["CETrainer", "PDMTrainer", "PartnerSampler", "RCETrainer", "TrainHistory", "piecewise_lr", "train_model"]

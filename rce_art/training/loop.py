@@ -67,6 +67,7 @@ def train_model(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    batch_loss: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place with SGD + momentum, weight decay and a piecewise schedule.
 
@@ -85,6 +86,8 @@ def train_model(
         seed: Seeds shuffling and any randomness in the model (global RNG state is restored after).
         device: Device to train on (default: the model's).
         progress: Show a tqdm progress bar.
+        batch_loss: ``batch_loss(model, x, y) -> scalar`` replacing ``loss_fn(model(x), y)``, for
+            objectives that need more than one forward pass per batch (e.g. PDM's Siamese partners).
 
     Returns:
         :class:`TrainHistory`. The model is left in eval mode.
@@ -116,7 +119,7 @@ def train_model(
             history.lr.append(opt.param_groups[0]["lr"])
             for xb, yb in loader:
                 xb, yb = xb.to(dev), yb.to(dev)
-                loss = loss_fn(model(xb), yb)
+                loss = batch_loss(model, xb, yb) if batch_loss is not None else loss_fn(model(xb), yb)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate")
                 opt.zero_grad(set_to_none=True)

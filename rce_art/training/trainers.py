@@ -89,8 +89,13 @@ class _TorchTrainer(Trainer):
             seed=self.seed,
             device=self._view.device,
             progress=self.progress,
+            batch_loss=self._batch_loss(data),
         )
         return self.history_
+
+    def _batch_loss(self, data: Any) -> Any:
+        """Per-batch objective for the loop; ``None`` uses ``self.loss(model(x), y)``."""
+        return None
 
     def fit(self, x: Any, y: Any, **kwargs: Any) -> _TorchTrainer:
         """Train on arrays or tensors.
