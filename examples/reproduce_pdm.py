@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     x_cal = data.x_test[perm[n:][:1000]]
     targets = (y + np.random.default_rng(args.seed).integers(1, data.nb_classes, size=n)) % data.nb_classes
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={n} epochs="
-          f"{C.default_epochs(args, len(data.x_train))} PDM q=0.5 rvl_weight=1 siamese_weight=1 seed={args.seed} "
+          f"{C.default_epochs(args, len(data.x_train))} PDM q=0.5 rvl_weight=1 (on unit-normalised embeddings) siamese_weight=1 seed={args.seed} "
           f"C&W={ra.attacks.cw_settings(args.paper)}")
     models = C.train_models(args, data, objectives=VARIANTS)
     fig_dir = args.out / "figures"

@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     m = args.sanity_examples
                     s = ra.evaluation.cw_wb_sanity(attack, det, x[:m], targets[:m], targeted=True,
                                                    budgets=(params["max_iter"] // 4, params["max_iter"] // 2,
-                                                            params["max_iter"]))
+                                                            params["max_iter"]),
+                                                   unbounded_iter=5 * params["max_iter"])
                     print(f"{objective} sanity checks on {m} inputs: success by budget {s['budgets']} -> "
                           f"{[round(v, 3) for v in s['success_by_budget']]} ({'monotone' if s['monotone'] else 'NOT MONOTONE'}); "
                           f"unbounded misclassification {s['unbounded_misclassification']:.2f} (should be 1.00); "

@@ -47,23 +47,45 @@ def test_partner_sampler_frequency_and_classes():
         PartnerSampler(y, q=1.5)
 
 
-def test_pdm_training_reduces_rvl_on_digits(digits):
+def _train(digits, trainer_cls, epochs, n=None, **kw):
     torch.manual_seed(0)
     net = ra.SmallCNN(1, 10)
-    x = torch.as_tensor(digits.x_train[:512])
-    y = torch.as_tensor(digits.y_train[:512])
+    trainer = trainer_cls(net, epochs=epochs, lr=0.1, batch_size=64, progress=False, clip_values=digits.clip_values, **kw)
+    return net, trainer.fit(digits.x_train[:n], digits.y_train[:n])
 
-    def rvl():
-        net.eval()
-        with torch.no_grad():
-            return ra.reduce_variance_loss(net.logits_and_features(x)[1], y).item()
 
-    before = rvl()
-    trainer = ra.PDMTrainer(net, epochs=3, lr=0.05, batch_size=64, progress=False, clip_values=digits.clip_values)
-    trainer.fit(digits.x_train[:512], digits.y_train[:512])
-    assert rvl() < before
-    assert isinstance(trainer.get_model(), ra.ReverseLogits)
-    acc = (trainer.get_classifier().predict(digits.x_test).argmax(1) == digits.y_test).mean()
-    assert acc > 0.5
+def _rvl(net, digits, space):
+    net.eval()
+    with torch.no_grad():
+        z = net.logits_and_features(torch.as_tensor(digits.x_test))[1]
+    z = torch.nn.functional.normalize(z, dim=1) if space == "unit" else z
+    return ra.reduce_variance_loss(z, torch.as_tensor(digits.y_test)).item()
+
+
+@pytest.fixture(scope="module")
+def rce_and_pdm(digits):
+    return _train(digits, ra.RCETrainer, 10), _train(digits, ra.PDMTrainer, 10)
+
+
+def test_pdm_training_reduces_rvl_and_keeps_accuracy(digits, rce_and_pdm):
+    (rce_net, _), (pdm_net, pdm) = rce_and_pdm
+    # the same training without the RVL and Siamese terms ends with a larger (normalised) class variance
+    assert _rvl(pdm_net, digits, "unit") < _rvl(rce_net, digits, "unit")
+    assert isinstance(pdm.get_model(), ra.ReverseLogits)
+    acc = (pdm.get_classifier().predict(digits.x_test).argmax(1) == digits.y_test).mean()
+    assert acc > 0.97
+
+
+def test_pdm_raw_rvl_reduces_raw_variance(digits, rce_and_pdm):
+    (rce_net, _), _ = rce_and_pdm
+    raw_net, _ = _train(digits, ra.PDMTrainer, 3, n=512, rvl_space="raw")
+    assert _rvl(raw_net, digits, "raw") < _rvl(rce_net, digits, "raw")
+
+
+def test_pdm_trainer_parameters():
     with pytest.raises(ValueError, match="classification"):
-        ra.PDMTrainer(net, classification="mse")
+        ra.PDMTrainer(torch.nn.Linear(2, 2), classification="mse")
+    with pytest.raises(ValueError, match="rvl_space"):
+        ra.PDMTrainer(torch.nn.Linear(2, 2), rvl_space="cosine")
+    with pytest.raises(ValueError, match="q must be in"):
+        ra.PDMTrainer(torch.nn.Linear(2, 2), q=-0.1)

