@@ -63,13 +63,15 @@ def distill(teacher, data, args, epochs: int):
 
 def cw_wb(det, x, targets, args):
     params = {"binary_search_steps": 9, "max_iter": 10_000, "learning_rate": 0.01} if args.paper else \
-        {"binary_search_steps": 4, "max_iter": 200, "learning_rate": 0.05}
+        {"binary_search_steps": 4, "max_iter": args.max_iter, "learning_rate": 0.05}
     return CarliniWagnerWB(**params).generate(det, torch.as_tensor(x), torch.as_tensor(targets), targeted=True,
                                              progress=not args.quiet)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = C.common_parser(__doc__).parse_args(argv)
+    parser = C.common_parser(__doc__)
+    parser.add_argument("--max-iter", type=int, default=200, help="quick C&W-wb iterations per binary-search round")
+    args = parser.parse_args(argv)
     t0 = time.perf_counter()
     import matplotlib
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     targets = (y + np.random.default_rng(args.seed).integers(1, data.nb_classes, size=n)) % data.nb_classes
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={n} epochs="
           f"{C.default_epochs(args, len(data.x_train))} PDM q=0.5 rvl_weight=1 (on unit-normalised embeddings) siamese_weight=1 seed={args.seed} "
-          f"C&W={ra.attacks.cw_settings(args.paper)}")
+          f"C&W={ra.attacks.cw_settings(args.paper)} C&W-wb max_iter={10_000 if args.paper else args.max_iter}")
     models = C.train_models(args, data, objectives=VARIANTS)
     fig_dir = args.out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def test_figures_smoke(tmp_path):
 
 
 def test_reproduce_pdm_smoke(tmp_path, capsys):
-    result = _load("reproduce_pdm").main([*TINY, "--n-examples", "12", "--out", str(tmp_path)])
+    result = _load("reproduce_pdm").main([*TINY, "--n-examples", "12", "--max-iter", "20", "--out", str(tmp_path)])
     assert [r["variant"] for r in result["table1"]] == ["CE", "RCE", "Siamese+RVL", "PDM"]
     assert len(result["table2"]) == 7 and all(0 <= r["PDM"] <= 1 or r["PDM"] != r["PDM"] for r in result["table2"])
     assert "Claims of the PDM paper" in capsys.readouterr().out
