@@ -154,3 +154,17 @@ def test_works_on_plain_user_module_via_feature_tap(tiny_model, tiny_data):
     det = ra.KDensityDetector(tiny_model, bandwidth=1.0).fit(x, y)
     assert det.features_.shape[1] == 16  # input of the last nn.Linear
     assert det.score(x).shape == (60,)
+
+
+def test_masked_and_per_class_paths_agree(feats, monkeypatch):
+    import rce_art.detectors.kernel as K
+
+    kernel, z = feats
+    kernels = [torch.tensor(kernel[:70]), torch.tensor(kernel[70:150] + 1.0), torch.tensor(kernel[150:] - 1.0)]
+    cls = torch.arange(len(z)) % 3
+    masked = K.class_log_kdensity(torch.tensor(z), cls, K.KernelBank.from_kernels(kernels), 1.5)
+    monkeypatch.setattr(K, "_MASKED_LIMIT", 0)
+    looped = K.class_log_kdensity(torch.tensor(z), cls, K.KernelBank.from_kernels(kernels), 1.5)
+    np.testing.assert_allclose(masked.numpy(), looped.numpy(), rtol=1e-5)
+    ref = np.array([brute_log_kd(z[i : i + 1], kernels[int(cls[i])].numpy(), 1.5)[0] for i in range(len(z))])
+    np.testing.assert_allclose(masked.double().numpy(), ref, rtol=1e-4)

@@ -85,8 +85,15 @@ class TorchView:
     estimator: Any = None
 
     def preprocess(self, x: Tensor) -> Tensor:
-        """Apply the ART estimator's preprocessing (differentiably, in torch), or nothing."""
+        """Apply the ART estimator's preprocessing (differentiably, in torch), or nothing.
+
+        ART's default standardisation (mean 0, std 1) is the identity and is skipped: it would
+        only add work to every forward pass of an attack's inner loop.
+        """
         if self.estimator is None or not self.estimator.preprocessing_operations:
+            return x
+        ops = self.estimator.preprocessing_operations
+        if len(ops) == 1 and _is_identity_standardisation(ops[0]):
             return x
         if not self.estimator.all_framework_preprocessing:
             raise ValueError(
@@ -95,6 +102,15 @@ class TorchView:
             )
         x_pre, _ = self.estimator._apply_preprocessing(x, None, fit=False, no_grad=False)
         return x_pre
+
+
+def _is_identity_standardisation(op: Any) -> bool:
+    import numpy as np
+
+    mean, std = getattr(op, "mean", None), getattr(op, "std", None)
+    if mean is None or std is None or type(op).__name__ not in ("StandardisationMeanStd", "StandardisationMeanStdPyTorch"):
+        return False
+    return bool(np.all(np.asarray(mean) == 0) and np.all(np.asarray(std) == 1))
 
 
 def resolve_model(classifier: Any) -> TorchView:

@@ -205,10 +205,12 @@ class CarliniWagnerWB:
         labels = torch.as_tensor(check_labels(labels, x.shape[0], detector.nb_classes_, name="labels")).to(device)
         kernels = [k.to(device) for k in self.attacker_kernels(detector)]
         eta = self.etas(detector, kernels).to(device)
-        from rce_art.detectors.kernel import class_log_kdensity
+        from rce_art.detectors.kernel import KernelBank, class_log_kdensity
+
+        bank = KernelBank.from_kernels(kernels)
 
         def log_kd(feats: Tensor, cls: Tensor) -> Tensor:
-            return class_log_kdensity(feats, cls, kernels, detector.bandwidth_)
+            return class_log_kdensity(feats, cls, bank, detector.bandwidth_)
 
         # Phase 1 (plain C&W-L2) returns the input itself where it failed; phase 2 starts from its result.
         phase1 = self._optimise(detector, x, x, labels, targeted, None, eta, clip) if self.two_phase else x

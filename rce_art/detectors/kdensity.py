@@ -14,7 +14,7 @@ from torch import Tensor
 from rce_art._validation import check_inputs, check_labels, check_positive, to_numpy
 from rce_art.adapters.art import resolve_model
 from rce_art.detectors.calibration import calibrate_threshold
-from rce_art.detectors.kernel import PAPER_BANDWIDTHS, class_log_kdensity, select_bandwidth
+from rce_art.detectors.kernel import PAPER_BANDWIDTHS, KernelBank, class_log_kdensity, select_bandwidth
 from rce_art.exceptions import NotFittedError
 from rce_art.models.features import as_feature_model
 
@@ -207,6 +207,7 @@ class KDensityDetector(EvasionDetector):
         self.labels_ = y[order].to(self._view.device)
         self.nb_classes_ = nb
         self._kernels = list(torch.split(self.features_, counts.tolist()))
+        self._bank = KernelBank.from_kernels(self._kernels)
 
     def calibrate(self, x: Any, fpr: float | None = None, batch_size: int | None = None) -> KDensityDetector:
         """Set ``threshold_`` so that a fraction ``fpr`` (default: the constructor's) of clean ``x`` is flagged.
@@ -256,7 +257,7 @@ class KDensityDetector(EvasionDetector):
         self._check_fitted()
         check_inputs(features, name="features", input_shape=(self.features_.shape[1],))
         cls = torch.as_tensor(check_labels(classes, features.shape[0], self.nb_classes_, name="classes"))
-        return class_log_kdensity(features, cls.to(features.device), self._kernels, self.bandwidth_)
+        return class_log_kdensity(features, cls.to(features.device), self._bank, self.bandwidth_)
 
     def log_density(self, x: Tensor, classes: Tensor | None = None) -> Tensor:
         """Differentiable log K-density of inputs (one forward pass, model kept in its current mode).
@@ -285,7 +286,7 @@ class KDensityDetector(EvasionDetector):
         logits, feats = self.extract(x, batch_size)
         pred = logits.argmax(1)
         with torch.no_grad():
-            scores = class_log_kdensity(feats, pred, self._kernels, self.bandwidth_)
+            scores = class_log_kdensity(feats, pred, self._bank, self.bandwidth_)
         return to_numpy(scores).astype(np.float64), to_numpy(pred)
 
     def detect(self, x: Any, batch_size: int | None = None, **kwargs: Any) -> tuple[dict, np.ndarray]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "KernelBank",
     "PAPER_BANDWIDTHS",
     "class_log_kdensity",
     "log_kdensity",
@@ -68,22 +70,70 @@ def log_kdensity(z: Tensor, kernel: Tensor, sigma: float) -> Tensor:
     return torch.logsumexp(cross, dim=1) - inv * (a * a).sum(1) - math.log(kernel.shape[0])
 
 
-def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor], sigma: float) -> Tensor:
-    """Log K-density of each query under the kernel of its own class, batched by class.
+@dataclass(frozen=True)
+class KernelBank:
+    """Per-class kernel points prepared once for repeated scoring (e.g. in an attack's inner loop).
+
+    Attributes:
+        kernels: One ``(M_c, D)`` tensor per class.
+        centred: All points ``(M, D)`` minus their common mean ``centre``, grouped by class.
+        labels: Class of each row of ``centred`` ``(M,)``.
+        sq_norms: ``||centred_i||^2`` ``(M,)``.
+        log_counts: ``log M_c`` per class ``(C,)``.
+    """
+
+    kernels: tuple[Tensor, ...]
+    centred: Tensor
+    centre: Tensor
+    labels: Tensor
+    sq_norms: Tensor
+    log_counts: Tensor
+
+    @classmethod
+    def from_kernels(cls, kernels: Sequence[Tensor]) -> KernelBank:
+        ks = tuple(k.detach() for k in kernels)
+        allk = torch.cat(ks)
+        centre = allk.mean(0, keepdim=True)
+        centred = allk - centre
+        counts = torch.tensor([k.shape[0] for k in ks], device=allk.device)
+        labels = torch.repeat_interleave(torch.arange(len(ks), device=allk.device), counts)
+        return cls(ks, centred, centre, labels, (centred * centred).sum(1), counts.to(allk.dtype).log())
+
+
+#: Above this many query x kernel entries, scoring loops over classes instead of masking one product.
+_MASKED_LIMIT = 1 << 22
+
+
+def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor] | KernelBank, sigma: float) -> Tensor:
+    """Log K-density of each query under the kernel of its own class.
+
+    Small problems use one matrix product against all kernel points with the other classes
+    masked out of the log-sum-exp (one kernel launch, fast inside attack loops); large ones
+    loop over the classes present (:func:`log_kdensity`). Both are exact in the same sense.
 
     Args:
         z: Query features ``(N, D)``.
         classes: Class of each query ``(N,)`` (the predicted class in the paper).
-        kernels: One ``(M_c, D)`` tensor of kernel features per class.
+        kernels: One ``(M_c, D)`` tensor of kernel features per class, or a :class:`KernelBank`.
         sigma: Bandwidth (see :func:`log_kdensity`).
 
     Returns:
         Tensor ``(N,)``, differentiable in ``z``.
     """
+    bank = kernels if isinstance(kernels, KernelBank) else None
+    total = bank.centred.shape[0] if bank is not None else sum(k.shape[0] for k in kernels)
+    if z.shape[0] * total <= _MASKED_LIMIT:
+        bank = bank or KernelBank.from_kernels(kernels)
+        inv = 1.0 / sigma**2
+        a = z - bank.centre
+        cross = torch.addmm(bank.sq_norms.unsqueeze(0), a, bank.centred.T, beta=-inv, alpha=2.0 * inv)
+        cross = cross.masked_fill(bank.labels.unsqueeze(0) != classes.unsqueeze(1), float("-inf"))
+        return torch.logsumexp(cross, dim=1) - inv * (a * a).sum(1) - bank.log_counts[classes]
+    per_class = bank.kernels if bank is not None else kernels
     out = z.new_empty(z.shape[0])
     for c in torch.unique(classes).tolist():
         idx = (classes == c).nonzero(as_tuple=True)[0]
-        out = out.index_put((idx,), log_kdensity(z[idx], kernels[c], sigma))
+        out = out.index_put((idx,), log_kdensity(z[idx], per_class[c], sigma))
     return out
 
 
