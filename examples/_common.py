@@ -115,6 +115,15 @@ def attack_subset(data: ra.Dataset, n: int | None, seed: int) -> tuple[np.ndarra
     return data.x_test[idx], data.y_test[idx]
 
 
+def white_box_split(data: ra.Dataset, n: int, seed: int) -> tuple[np.ndarray, ...]:
+    """``(x, y, x_calibration, targets)``: the ``n`` inputs of :func:`attack_subset`, up to 1,000 other
+    test inputs (clean, unseen in training) to calibrate thresholds, and seeded random other-class targets."""
+    perm = np.random.default_rng(seed).permutation(len(data.x_test))
+    x, y = data.x_test[perm[:n]], data.y_test[perm[:n]]
+    targets = (y + np.random.default_rng(seed).integers(1, data.nb_classes, size=y.shape)) % data.nb_classes
+    return x, y, data.x_test[perm[n:][:1000]], targets
+
+
 def accuracy(classifier: Any, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of an ART classifier."""
     return float((classifier.predict(x, batch_size=512).argmax(1) == y).mean())

@@ -82,10 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     data = C.load_data(args)
     n = args.n_examples or 200
-    perm = np.random.default_rng(args.seed).permutation(len(data.x_test))
-    x, y = data.x_test[perm[:n]], data.y_test[perm[:n]]
-    x_cal = data.x_test[perm[n:][:1000]]
-    targets = (y + np.random.default_rng(args.seed).integers(1, data.nb_classes, size=n)) % data.nb_classes
+    x, y, x_cal, targets = C.white_box_split(data, n, args.seed)
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={n} epochs="
           f"{C.default_epochs(args, len(data.x_train))} PDM q=0.5 rvl_weight=1 (on unit-normalised embeddings) siamese_weight=1 seed={args.seed} "
           f"C&W={ra.attacks.cw_settings(args.paper)} C&W-wb max_iter={10_000 if args.paper else args.max_iter}")

@@ -35,10 +35,6 @@ def cw_wb_params(args) -> dict:
     return {"binary_search_steps": 5, "max_iter": args.max_iter, "learning_rate": 0.05, "initial_const": 1e-2}
 
 
-def random_targets(y: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
-    return (y + np.random.default_rng(seed).integers(1, n_classes, size=y.shape)) % n_classes
-
-
 def fit_detector(clf, data, x_cal, seed):
     return ra.KDensityDetector(clf, seed=seed).fit(data.x_train, data.y_train, x_calibration=x_cal)
 
@@ -82,10 +78,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     t0 = time.perf_counter()
     data = C.load_data(args)
     n = args.n_examples or 100
-    perm = np.random.default_rng(args.seed).permutation(len(data.x_test))
-    x, y = data.x_test[perm[:n]], data.y_test[perm[:n]]
-    x_cal = data.x_test[perm[n:][:1000]]
-    targets = random_targets(y, data.nb_classes, args.seed)
+    x, y, x_cal, targets = C.white_box_split(data, n, args.seed)
     params = cw_wb_params(args)
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={n} targeted (random targets) "
           f"C&W-wb={params} kernel_per_class={args.kernel_per_class} calibration={len(x_cal)} clean inputs, "

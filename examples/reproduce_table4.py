@@ -16,9 +16,8 @@ import argparse
 import time
 
 import _common as C
-import numpy as np
 import torch
-from reproduce_table3 import cw_wb_params, random_targets
+from reproduce_table3 import cw_wb_params
 
 import rce_art as ra
 from rce_art.attacks import CarliniWagnerWB
@@ -34,10 +33,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     t0 = time.perf_counter()
     data = C.load_data(args)
     n = args.n_examples or 100
-    perm = np.random.default_rng(args.seed).permutation(len(data.x_test))
-    x, y = data.x_test[perm[:n]], data.y_test[perm[:n]]
-    x_cal = data.x_test[perm[n:][:1000]]
-    targets = random_targets(y, data.nb_classes, args.seed)
+    x, y, x_cal, targets = C.white_box_split(data, n, args.seed)
     params = cw_wb_params(args)
     target_model = "resnet56" if args.model == "resnet32" else args.model
     print(f"settings: dataset={args.dataset} substitute={args.model} (seed {args.seed}) target={target_model} "
