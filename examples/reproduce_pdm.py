@@ -71,6 +71,8 @@ def cw_wb(det, x, targets, args):
 def main(argv: list[str] | None = None) -> dict:
     parser = C.common_parser(__doc__)
     parser.add_argument("--max-iter", type=int, default=200, help="quick C&W-wb iterations per binary-search round")
+    parser.add_argument("--distill-epochs", type=int, default=None,
+                        help="epochs of the black-box proxy's distillation (default: 1, or the training length with --paper)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     import matplotlib
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     x, y, x_cal, targets = C.white_box_split(data, n, args.seed)
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={n} epochs="
           f"{C.default_epochs(args, len(data.x_train))} PDM q=0.5 rvl_weight=1 (on unit-normalised embeddings) siamese_weight=1 seed={args.seed} "
-          f"C&W={ra.attacks.cw_settings(args.paper)} C&W-wb max_iter={10_000 if args.paper else args.max_iter}")
+          f"C&W={ra.attacks.cw_settings(args.paper)} C&W-wb max_iter={10_000 if args.paper else args.max_iter} "
+          f"proxy distillation epochs={args.distill_epochs or ('as training' if args.paper else 1)}")
     models = C.train_models(args, data, objectives=VARIANTS)
     fig_dir = args.out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
         # sqrt(sum((x* - x)^2) / n) per example with pixels scaled to [0, 1], averaged (PDM paper, Table 3)
         d01 = float(ra.distortion(x[ok], x_adv[ok], data.clip_values).mean() / 255.0) if ok.any() else float("nan")
         auc_wb = ra.detection_auc(dets[v].score(x[ok]), dets[v].score(x_adv[ok])) if ok.any() else float("nan")
-        proxy = distill(models[v], data, args, C.default_epochs(args, len(data.x_train)))
+        distill_epochs = args.distill_epochs or (C.default_epochs(args, len(data.x_train)) if args.paper else 1)
+        proxy = distill(models[v], data, args, distill_epochs)
         proxy_det = ra.KDensityDetector(proxy, seed=args.seed).fit(data.x_train, data.y_train)
         xb = cw_wb(proxy_det, x, targets, args).x_adv.cpu().numpy()
         bb = ra.evaluate_attack(dets[v], x, xb, y, data.clip_values)
