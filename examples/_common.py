@@ -124,6 +124,11 @@ def white_box_split(data: ra.Dataset, n: int, seed: int) -> tuple[np.ndarray, ..
     return x, y, data.x_test[perm[n:][:1000]], targets
 
 
+def fit_detector(classifier: Any, data: ra.Dataset, x_calibration: np.ndarray | None, seed: int) -> ra.KDensityDetector:
+    """K-density detector on the training set (default bandwidth), threshold calibrated on ``x_calibration``."""
+    return ra.KDensityDetector(classifier, seed=seed).fit(data.x_train, data.y_train, x_calibration=x_calibration)
+
+
 def accuracy(classifier: Any, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of an ART classifier."""
     return float((classifier.predict(x, batch_size=512).argmax(1) == y).mean())

@@ -16,7 +16,6 @@ import time
 
 import _common as C
 import numpy as np
-import torch
 
 import rce_art as ra
 
@@ -139,5 +138,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     main()

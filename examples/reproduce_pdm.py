@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     xs, ys = C.attack_subset(data, 1000, args.seed)
     for i, (v, clf) in enumerate(models.items()):
-        det = ra.KDensityDetector(clf, seed=args.seed).fit(data.x_train, data.y_train, x_calibration=x_cal)
+        det = C.fit_detector(clf, data, x_cal, args.seed)
         dets[v] = det
         _, feats = det.extract(xs)
         dbi = float(davies_bouldin_score(feats.numpy(), ys))

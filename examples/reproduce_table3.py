@@ -35,10 +35,6 @@ def cw_wb_params(args) -> dict:
     return {"binary_search_steps": 5, "max_iter": args.max_iter, "learning_rate": 0.05, "initial_const": 1e-2}
 
 
-def fit_detector(clf, data, x_cal, seed):
-    return ra.KDensityDetector(clf, seed=seed).fit(data.x_train, data.y_train, x_calibration=x_cal)
-
-
 def summarise(result, det, x, clip) -> dict:
     mis = result.misclassified.cpu().numpy()
     x_adv = result.x_adv.cpu().numpy()
@@ -86,7 +82,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     models = C.train_models(args, data)
     records, advs = [], {}
     for objective, clf in models.items():
-        det = fit_detector(clf, data, x_cal, args.seed)
+        det = C.fit_detector(clf, data, x_cal, args.seed)
         rec: dict = {"objective": objective, "sigma": det.bandwidth_}
         for kappa, tag in ((0.0, ""), (5.0, "_hc")):
             attack = CarliniWagnerWB(confidence=kappa, kernel_per_class=args.kernel_per_class, **params)

@@ -41,11 +41,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     substitutes = C.train_models(args, data)
     target_args = argparse.Namespace(**{**vars(args), "seed": args.seed + 1})
     targets_models = C.train_models(target_args, data, model=target_model)
-    target_dets = {o: ra.KDensityDetector(c, seed=args.seed).fit(data.x_train, data.y_train, x_calibration=x_cal)
-                   for o, c in targets_models.items()}
+    target_dets = {o: C.fit_detector(c, data, x_cal, args.seed) for o, c in targets_models.items()}
     records = []
     for s_obj, s_clf in substitutes.items():
-        s_det = ra.KDensityDetector(s_clf, seed=args.seed).fit(data.x_train, data.y_train, x_calibration=x_cal)
+        s_det = C.fit_detector(s_clf, data, x_cal, args.seed)
         result = CarliniWagnerWB(**params).generate(s_det, torch.as_tensor(x), torch.as_tensor(targets),
                                                     targeted=True, progress=not args.quiet)
         x_adv = result.x_adv.cpu().numpy()
