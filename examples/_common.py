@@ -13,13 +13,12 @@ import numpy as np
 import torch
 
 import rce_art as ra
+from rce_art.settings import PAPER_STEPS, SGD, cw_wb_settings
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
 MODELS = ("small", "resnet32", "resnet56")
 #: Default L-inf budget (pixels in [-0.5, 0.5]) per dataset; 8x8 digits need a larger one.
 DEFAULT_EPS = {"digits": 0.2, "fashion-mnist": 0.1, "mnist": 0.1, "cifar10": 0.03}
-#: Paper training lengths (Appendix B.1): 20k steps on MNIST, 90k on CIFAR-10, batch 128.
-PAPER_STEPS = {"mnist": 20_000, "fashion-mnist": 20_000, "cifar10": 90_000, "digits": 20_000}
 
 
 #: Training variants by name: trainer class and its extra arguments.
@@ -55,7 +54,7 @@ def default_epochs(args: argparse.Namespace, n_train: int) -> int:
     if args.epochs is not None:
         return args.epochs
     if args.paper:
-        return max(1, round(PAPER_STEPS[args.dataset] * 128 / n_train))
+        return max(1, round(PAPER_STEPS[args.dataset] * SGD["batch_size"] / n_train))
     quick = {"digits": 20, "fashion-mnist": 3, "mnist": 3, "cifar10": 10}[args.dataset]
     return quick if args.model == "small" else max(quick, 5)
 
@@ -86,15 +85,15 @@ def train_models(
     epochs = default_epochs(args, len(data.x_train))
     out: dict[str, Any] = {}
     for objective in objectives:
-        key = json.dumps([data.name, model, objective, epochs, args.seed, len(data.x_train), 0.1, 128, "w16"])
+        batch_size = SGD["batch_size"] if data.name != "digits" else 64
+        key = json.dumps([data.name, model, objective, epochs, args.seed, len(data.x_train), SGD["lr"], batch_size, "w16"])
         slug = objective.replace("+", "-").lower()
         path = args.out / "models" / f"{data.name}-{model}-{slug}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
         torch.manual_seed(args.seed)
         net = build_net(model, data)
         raw = ra.make_art_classifier(net, data.input_shape, data.nb_classes, data.clip_values)
         trainer_cls, extra = TRAINERS[objective]
-        trainer = trainer_cls(raw, epochs=epochs, lr=0.1, batch_size=128 if data.name != "digits" else 64,
-                              seed=args.seed, progress=not args.quiet, **extra)
+        trainer = trainer_cls(raw, epochs=epochs, batch_size=batch_size, seed=args.seed, progress=not args.quiet, **extra)
         if path.exists() and not args.no_cache:
             net.load_state_dict(torch.load(path, weights_only=True))
             net.eval()
@@ -136,7 +135,7 @@ def accuracy(classifier: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 def build_paper_attack(name: str, classifier: Any, args: argparse.Namespace, eps: float) -> Any:
     """``rce_art.attacks.build_attack`` with the script's backend choice (``auto``: Foolbox for C&W, else ART)."""
-    from rce_art.attacks import AVAILABLE, build_attack
+    from rce_art.adapters import AVAILABLE, build_attack
 
     backend = args.backend
     if backend == "auto":
@@ -145,3 +144,8 @@ def build_paper_attack(name: str, classifier: Any, args: argparse.Namespace, eps
         print(f"note: {name} is not available on {backend}; using ART's")
         backend = "art"
     return build_attack(name, classifier, backend, eps=eps, paper=args.paper, seed=args.seed)
+
+
+def cw_wb_params(args: argparse.Namespace) -> dict:
+    """C&W-wb settings of ``rce_art.settings.cw_wb_settings``: quick (``--max-iter`` steps per round) or ``--paper``."""
+    return cw_wb_settings(args.paper, getattr(args, "max_iter", None))

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     n = args.n_examples or 200
     x, y = C.attack_subset(data, n, args.seed)
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={len(x)} eps={eps} "
-          f"backend={args.backend} seed={args.seed} C&W={ra.attacks.cw_settings(args.paper)}")
+          f"backend={args.backend} seed={args.seed} C&W={ra.settings.cw_settings(args.paper)}")
     models = C.train_models(args, data)
     fig_dir = args.out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)

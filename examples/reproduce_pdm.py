@@ -26,21 +26,15 @@ import torch.nn.functional as F
 
 import rce_art as ra
 from rce_art.attacks import CarliniWagnerWB
+from rce_art.evaluation.paper_values import (
+    PDM_TABLE1_ACCURACY as PAPER_T1,
+    PDM_TABLE2_AUC as PAPER_T2,
+    PDM_TABLE3_DISTORTION as PAPER_T3,
+    PDM_TABLE4_AUC as PAPER_T4,
+)
 
 VARIANTS = ("CE", "RCE", "Siamese+RVL", "PDM")
 DETECTED = ("CE", "RCE", "PDM")  # the variants of Tables 2-4 (Baseline, RCE, PDM)
-PAPER_T1 = {"mnist": (99.33, 99.32, 99.37, 99.52), "cifar10": (93.62, 93.3, 94.37, 93.81)}
-PAPER_T2 = {  # (Baseline, RCE, PDM) per attack: MNIST then CIFAR-10
-    "fgsm-0.05": ((0.981, 0.983, 0.988), (0.958, 0.898, 0.967)),
-    "fgsm-0.1": ((0.988, 0.99, 0.995), (0.971, 0.926, 0.983)),
-    "bim-0.05": ((0.983, 0.967, 0.987), (1.0, 0.99, 0.95)),
-    "bim-0.1": ((0.945, 0.92, 0.99), (1.0, 0.996, 0.962)),
-    "cw": ((0.994, 1.0, 1.0), (0.874, 0.918, 0.933)),
-    "cw-hc": ((0.88, 0.98, 1.0), (0.637, 0.94, 1.0)),
-    "jsma": ((0.995, 1.0, 1.0), (0.952, 0.96, 0.973)),
-}
-PAPER_T3 = {"mnist": (0.087, 0.104, 0.162), "cifar10": (0.008, 0.019, 0.026)}
-PAPER_T4 = {"mnist": (0.88, 0.94, 0.99), "cifar10": (0.93, 0.933, 0.952)}
 
 
 def _paper(values: dict, v: str, idx: int | None = None) -> str:
@@ -62,9 +56,7 @@ def distill(teacher, data, args, epochs: int):
 
 
 def cw_wb(det, x, targets, args):
-    params = {"binary_search_steps": 9, "max_iter": 10_000, "learning_rate": 0.01} if args.paper else \
-        {"binary_search_steps": 4, "max_iter": args.max_iter, "learning_rate": 0.05}
-    return CarliniWagnerWB(**params).generate(det, torch.as_tensor(x), torch.as_tensor(targets), targeted=True,
+    return CarliniWagnerWB(**C.cw_wb_params(args)).generate(det, torch.as_tensor(x), torch.as_tensor(targets), targeted=True,
                                              progress=not args.quiet)
 
 
@@ -87,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     x, y, x_cal, targets = C.white_box_split(data, n, args.seed)
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={n} epochs="
           f"{C.default_epochs(args, len(data.x_train))} PDM q=0.5 rvl_weight=1 (on unit-normalised embeddings) siamese_weight=1 seed={args.seed} "
-          f"C&W={ra.attacks.cw_settings(args.paper)} C&W-wb max_iter={10_000 if args.paper else args.max_iter} "
+          f"C&W={ra.settings.cw_settings(args.paper)} C&W-wb={C.cw_wb_params(args)} "
           f"proxy distillation epochs={args.distill_epochs or ('as training' if args.paper else 1)}")
     models = C.train_models(args, data, objectives=VARIANTS)
     fig_dir = args.out / "figures"

@@ -17,13 +17,10 @@ import time
 
 import _common as C
 import torch
-from reproduce_table3 import cw_wb_params
 
 import rce_art as ra
 from rce_art.attacks import CarliniWagnerWB
-
-#: Table 4 (CIFAR-10, AUC of K-density, %) keyed by (substitute, target); on MNIST all four are > 95%.
-PAPER_T4_CIFAR = {("CE", "CE"): 75.0, ("RCE", "CE"): 90.8, ("CE", "RCE"): 89.1, ("RCE", "RCE"): 84.9}
+from rce_art.evaluation.paper_values import TABLE4_CIFAR_AUC
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -34,7 +31,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     data = C.load_data(args)
     n = args.n_examples or 100
     x, y, x_cal, targets = C.white_box_split(data, n, args.seed)
-    params = cw_wb_params(args)
+    params = C.cw_wb_params(args)
     target_model = "resnet56" if args.model == "resnet32" else args.model
     print(f"settings: dataset={args.dataset} substitute={args.model} (seed {args.seed}) target={target_model} "
           f"(seed {args.seed + 1}) n_examples={n} C&W-wb={params}")
@@ -51,7 +48,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for t_obj, t_det in target_dets.items():
             rec = ra.evaluate_attack(t_det, x, x_adv, y, data.clip_values, substitute=s_obj, target=t_obj)
             rec["success_on_substitute"] = float(result.success.float().mean())
-            rec["paper_cifar10_auc_kdensity"] = PAPER_T4_CIFAR[(s_obj, t_obj)] / 100
+            rec["paper_cifar10_auc_kdensity"] = TABLE4_CIFAR_AUC[(s_obj, t_obj)]
             rec["flagged_at_threshold"] = float(t_det.detect(x_adv[result.misclassified.cpu().numpy()])[1].mean()) \
                 if result.misclassified.any() else float("nan")
             records.append(rec)

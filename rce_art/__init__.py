@@ -1,16 +1,20 @@
 """rce-art: robust detection of adversarial examples (RCE training + K-density), as an ART plugin."""
 
-from rce_art.adapters.art import make_art_classifier
+from typing import Any
+
+from rce_art.adapters import PAPER_ATTACKS, build_attack
+from rce_art.attacks import CarliniWagnerWB, CarliniWagnerWBART, CWResult, UniformNoise
 from rce_art.data import Dataset, load_dataset
-from rce_art.detectors import PAPER_BANDWIDTHS, KDensityDetector, calibrate_threshold
-from rce_art.attacks import PAPER_ATTACKS, UniformNoise, build_attack
+from rce_art.detectors import PAPER_BANDWIDTHS, KDensityDetector, ScoreDetector, calibrate_threshold
 from rce_art.evaluation import (
+    cw_wb_sanity,
     detection_auc,
     distortion,
     evaluate_attack,
     kept_pairs,
     markdown_table,
     metric_scores,
+    tpr_at_fpr,
     write_records,
 )
 from rce_art.exceptions import NotFittedError
@@ -22,33 +26,49 @@ from rce_art.losses import (
     reverse_cross_entropy,
     siamese_cosine_loss,
 )
-from rce_art.metrics import confidence, non_me
-from rce_art.models import FeatureTap, PreActResNet, ReverseLogits, SmallCNN, resnet32, resnet56
-from rce_art.training import CETrainer, PDMTrainer, RCETrainer, train_model
+from rce_art.metrics import confidence, confidence_log_odds, non_me
+from rce_art.models import (
+    FeatureTap,
+    PreActResNet,
+    ReverseLogits,
+    SmallCNN,
+    make_art_classifier,
+    resnet32,
+    resnet56,
+)
+from rce_art.training import CETrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "PAPER_ATTACKS",
-    "PDMTrainer",
     "PAPER_BANDWIDTHS",
     "CETrainer",
+    "CWResult",
+    "CarliniWagnerWB",
+    "CarliniWagnerWBART",
+    "CarliniWagnerWBTorchattacks",
     "Dataset",
     "FeatureTap",
     "KDensityDetector",
     "NotFittedError",
+    "PDMTrainer",
     "PreActResNet",
     "RCETrainer",
     "ReduceVarianceLoss",
     "ReverseCrossEntropyLoss",
     "ReverseLogits",
+    "ScoreDetector",
     "SiameseCosineLoss",
     "SmallCNN",
+    "TorchTrainer",
     "UniformNoise",
     "__version__",
     "build_attack",
     "calibrate_threshold",
     "confidence",
+    "confidence_log_odds",
+    "cw_wb_sanity",
     "detection_auc",
     "distortion",
     "evaluate_attack",
@@ -63,6 +83,16 @@ __all__ = [
     "resnet56",
     "reverse_cross_entropy",
     "siamese_cosine_loss",
+    "tpr_at_fpr",
     "train_model",
     "write_records",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the torchattacks form needs the optional extra: imported on first use
+    if name == "CarliniWagnerWBTorchattacks":
+        from rce_art.attacks import CarliniWagnerWBTorchattacks
+
+        return CarliniWagnerWBTorchattacks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

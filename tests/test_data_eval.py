@@ -4,6 +4,7 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 
 import rce_art as ra
 from rce_art.data import read_idx
@@ -86,3 +87,35 @@ def test_distortion_formula_hand_computed():
 def test_markdown_table():
     out = ra.markdown_table([{"a": 1, "b": 0.12345}, {"a": 2, "b": float("nan")}], ["a", "b"])
     assert out.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |", "| 2 | n/a |"]
+
+
+def test_confidence_ranking_has_no_float32_ties():
+    # margins of 20-40 logits: float32 rounds every confidence to exactly 1.0, the log-odds keep the order
+    clean = torch.tensor([[40.0, 0.0, 0.0], [35.0, 0.0, 0.0], [30.0, 0.0, 0.0]])
+    adv = torch.tensor([[0.0, 20.0, 0.0], [0.0, 0.0, 22.0]])
+    p_clean, p_adv = ra.confidence(clean).numpy(), ra.confidence(adv).numpy()
+    assert (p_clean == 1.0).all() and (p_adv == 1.0).all() and ra.detection_auc(p_clean, p_adv) == 0.5
+    lo_clean, lo_adv = ra.confidence_log_odds(clean).numpy(), ra.confidence_log_odds(adv).numpy()
+    assert ra.detection_auc(lo_clean, lo_adv) == 1.0
+    z = torch.randn(50, 10, dtype=torch.float64)
+    p = ra.confidence(z)
+    torch.testing.assert_close(ra.confidence_log_odds(z), torch.log(p / (1 - p)))  # it is the log-odds
+
+
+def test_evaluate_attack_ranks_confidence_by_log_odds(tiny_data):
+    # a saturated model: scale the logits so that every confidence is 1.0 in float32
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    with torch.no_grad():
+        net[3].weight.mul_(400.0)
+    x, _ = tiny_data
+    det = ra.KDensityDetector(net.eval(), bandwidth=1.0)
+    pred = det.extract(x)[0].argmax(1).numpy()
+    det.fit(x, pred)
+    x_adv = np.clip(x + np.random.default_rng(1).uniform(-0.5, 0.5, x.shape), -0.5, 0.5).astype(np.float32)
+    rec = ra.evaluate_attack(det, x, x_adv, pred, (-0.5, 0.5))
+    clean, adv = ra.metric_scores(det, x), ra.metric_scores(det, x_adv)
+    keep = ra.kept_pairs(pred, clean["predicted_class"], adv["predicted_class"])
+    assert keep.sum() >= 5
+    assert rec["auc_confidence"] == ra.detection_auc(clean["confidence_log_odds"][keep], adv["confidence_log_odds"][keep])
+    assert (clean["confidence"] <= 1).all() and (clean["confidence"] >= 1 / 3).all()  # reported value stays in [0, 1]

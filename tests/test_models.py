@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -44,11 +45,25 @@ def test_feature_tap_on_user_sequential_and_named_layer():
         ra.FeatureTap(nn.Sequential(nn.Flatten()))
 
 
-def test_feature_tap_captures_only_when_asked():
-    user = nn.Sequential(nn.Linear(4, 3))
+def test_feature_tap_leaves_no_hook_on_the_users_module():
+    user = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     tap = ra.FeatureTap(user)
-    tap(torch.zeros(2, 4))
-    assert tap._captured is None
+    assert not user[2]._forward_pre_hooks  # nothing registered at construction
+    for _ in range(3):
+        logits, feats = tap.logits_and_features(torch.zeros(2, 4))
+        logits_and_features(user, torch.zeros(2, 4))  # the helper wraps a fresh tap per call
+    assert feats.shape == (2, 8) and not user[2]._forward_pre_hooks  # every hook removed after use
+    assert "_layer" not in dict(tap.named_modules()) and set(tap.state_dict()) == {f"model.{k}" for k in user.state_dict()}
+
+
+def test_preprocessed_module_applies_the_estimators_preprocessing():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    clf = ra.make_art_classifier(net, (1, 2, 2), 3, (0.0, 1.0), preprocessing=(0.5, 0.25))
+    view = ra.models.resolve_model(clf)
+    x = torch.rand(5, 1, 2, 2)
+    assert view.has_preprocessing and not ra.models.resolve_model(net).has_preprocessing
+    torch.testing.assert_close(ra.models.Preprocessed(view)(x), net((x - 0.5) / 0.25))
+    np.testing.assert_allclose(clf.predict(x.numpy()), net((x - 0.5) / 0.25).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_reverse_logits_negates_and_keeps_features_and_mode():

@@ -68,3 +68,41 @@ def test_trainer_on_plain_module_needs_clip_values_for_art(digits):
         t.get_classifier()
     t = ra.CETrainer(net, epochs=1, progress=False, clip_values=digits.clip_values).fit(digits.x_train[:64], digits.y_train[:64])
     assert t.get_classifier().clip_values.tolist() == list(digits.clip_values)
+
+
+def test_trainers_train_through_the_estimators_preprocessing(digits):
+    # ART's predict (and every ART attack) feeds the network (x - mean) / std: the trainer must train on exactly
+    # that, i.e. give the same network as training on data normalised by hand (rce-art 0.1 trained on raw x: 40%)
+    mean, std = -0.3, 0.15
+    x, y = digits.x_train[:600], digits.y_train[:600]
+
+    def train(preprocessing, data):
+        torch.manual_seed(0)
+        net = ra.SmallCNN(1, 10)
+        clip = (-0.5, 0.5) if preprocessing else ((-0.5 - mean) / std, (0.5 - mean) / std)
+        clf = ra.make_art_classifier(net, digits.input_shape, 10, clip, **({"preprocessing": preprocessing}
+                                                                            if preprocessing else {}))
+        return ra.RCETrainer(clf, epochs=4, lr=0.1, batch_size=64, progress=False).fit(data, y).classifier
+
+    through_art = train((mean, std), x)
+    by_hand = train(None, ((x - mean) / std).astype(np.float32))
+    pred_art = through_art.predict(digits.x_test).argmax(1)
+    pred_hand = by_hand.predict(((digits.x_test - mean) / std).astype(np.float32)).argmax(1)
+    assert (pred_art == digits.y_test).mean() > 0.9
+    assert (pred_art == pred_hand).mean() > 0.97
+
+
+def test_trainer_classifier_property_gives_ordinary_predictions(digits, rce_trainer):
+    # ART's Trainer.classifier and get_classifier() must agree and predict ordinary labels (not the reverse)
+    assert rce_trainer.classifier is rce_trainer.get_classifier()
+    acc = (rce_trainer.classifier.predict(digits.x_test).argmax(1) == digits.y_test).mean()
+    assert acc > 0.95
+    plain = ra.RCETrainer(ra.SmallCNN(1, 10), epochs=1, progress=False)
+    assert isinstance(plain.classifier, ra.ReverseLogits)  # before fit and without clip values: the torch model
+
+
+def test_detector_rejects_a_raw_rce_network(digits, rce_trainer):
+    raw = rce_trainer.get_model().model  # the network before ReverseLogits: a reverse classifier
+    clf = ra.make_art_classifier(raw, digits.input_shape, 10, digits.clip_values)
+    with pytest.raises(ValueError, match="ReverseLogits"):
+        ra.KDensityDetector(clf, n_per_class=50).fit(digits.x_train, digits.y_train)

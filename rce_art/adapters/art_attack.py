@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rce_art.adapters._common import as_input_tensor, as_label_tensor, like, preserved_mode
+from rce_art._tensors import as_input_tensor, as_label_tensor, like, eval_mode
 
 __all__ = ["ARTAttack"]
 
@@ -47,7 +47,7 @@ class ARTAttack:
         xt = as_input_tensor(x, est.device, clip)
         yt = as_label_tensor(y, xt.shape[0], est.device)
         y_np = None if yt is None else _one_hot(yt.cpu().numpy(), est.nb_classes)
-        with preserved_mode(est.model):
+        with eval_mode(est.model):
             x_adv = self.attack.generate(xt.cpu().numpy(), y=y_np)
         return like(x_adv, x, clip)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from rce_art.adapters._common import as_input_tensor, as_label_tensor, like, predicted_labels, preserved_mode
+from rce_art._tensors import as_input_tensor, as_label_tensor, like, predicted_labels, eval_mode
 
 __all__ = ["FoolboxAttack"]
 
@@ -47,7 +47,7 @@ class FoolboxAttack:
         device = next(self.model.parameters()).device
         xt = as_input_tensor(x, device, self.clip_values)
         yt = as_label_tensor(y, xt.shape[0], device)
-        with preserved_mode(self.model):
+        with eval_mode(self.model):
             if yt is None:
                 if self.targeted:
                     raise ValueError("a targeted Foolbox attack needs target labels y")

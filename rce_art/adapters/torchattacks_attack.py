@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rce_art.adapters._common import as_input_tensor, as_label_tensor, like
+from rce_art._tensors import as_input_tensor, as_label_tensor, eval_mode, like, predicted_labels
 
 __all__ = ["TorchattacksAttack"]
 
@@ -23,27 +23,39 @@ def _import_torchattacks() -> Any:
     return torchattacks
 
 
-class _ShiftedLogits(nn.Module):
-    """Logits shifted per row so that all are >= 1; differences between logits are unchanged."""
+class _UnitRange(nn.Module):
+    """The model seen from torchattacks' ``[0, 1]`` space: ``u`` in ``[m, 1 - m]`` is mapped onto ``[lo, hi]``.
 
-    def __init__(self, model: nn.Module) -> None:
+    With ``shift``, every row of logits is shifted to be >= 1 (differences between logits are unchanged).
+    """
+
+    def __init__(self, model: nn.Module, lo: float, hi: float, margin: float, shift: bool) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.lo, self.hi, self.margin, self.shift = model, lo, hi, margin, shift
         self.train(model.training)
 
-    def forward(self, x: Tensor) -> Tensor:
-        z = self.model(x)
-        return z - z.detach().min(dim=1, keepdim=True).values + 1.0
+    def to_model(self, u: Tensor) -> Tensor:
+        return self.lo + (u - self.margin) / (1.0 - 2.0 * self.margin) * (self.hi - self.lo)
+
+    def to_unit(self, x: Tensor) -> Tensor:
+        return self.margin + (x - self.lo) / (self.hi - self.lo) * (1.0 - 2.0 * self.margin)
+
+    def forward(self, u: Tensor) -> Tensor:
+        z = self.model(self.to_model(u))
+        return z - z.detach().min(dim=1, keepdim=True).values + 1.0 if self.shift else z
 
 
 class TorchattacksAttack:
     """Run a torchattacks attack object on inputs in any pixel range.
 
     torchattacks works in ``[0, 1]``. For a model whose inputs lie in ``clip_values =
-    (lo, hi)``, the adapter tells the attack (through its own ``set_normalization_used``)
-    how ``[0, 1]`` maps to the model's range, runs it and restores the attack's settings.
-    Budgets such as ``eps`` are therefore in units of the ``[0, 1]``-rescaled input: equal
-    to the model's units when ``hi - lo == 1`` (the paper's ``[-0.5, 0.5]``).
+    (lo, hi)``, the adapter hands the attack (through its public ``set_model``) a view of the
+    model that maps ``[0, 1]`` onto ``[lo, hi]``, runs it on the rescaled input, maps the result
+    back and gives the attack its model back. Budgets such as ``eps`` are therefore in units of
+    the ``[0, 1]``-rescaled input: equal to the model's units when ``hi - lo == 1`` (the paper's
+    ``[-0.5, 0.5]``). If you configured the attack's own normalisation (``set_normalization_used``),
+    the adapter leaves the attack as it is and passes inputs in the model's range, as torchattacks
+    then expects.
 
     torchattacks' ``CW`` needs two corrections, applied here for that attack only:
 
@@ -55,7 +67,8 @@ class TorchattacksAttack:
       pixels can never move: the adapter maps the box to ``[m, 1 - m]`` with
       ``m = 1e-3`` inside torchattacks' space (and clips the result back to ``clip_values``).
 
-    torchattacks' ``CW`` has a fixed ``c`` (no binary search).
+    torchattacks' ``CW`` has a fixed ``c`` (no binary search). The model runs in eval mode
+    (torchattacks' default) and every submodule's mode is restored after.
 
     Args:
         attack: A ``torchattacks.Attack`` built on the model (ordinary logits).
@@ -72,13 +85,6 @@ class TorchattacksAttack:
         self.attack, self.clip_values = attack, (lo, hi)
         self._is_cw = isinstance(attack, ta.CW)
 
-    def _normalization(self, channels: int) -> tuple[list[float], list[float]]:
-        lo, hi = self.clip_values
-        m = CW_MARGIN if self._is_cw else 0.0
-        # torchattacks feeds the model (u - mean) / std for u in [0, 1]; this maps [m, 1 - m] onto [lo, hi].
-        std = (1.0 - 2.0 * m) / (hi - lo)
-        return [m - lo * std] * channels, [std] * channels
-
     def generate(self, x: Any, y: Any = None) -> Any:
         """Craft adversarial inputs; ``y=None`` attacks the model's predicted labels.
 
@@ -90,17 +96,18 @@ class TorchattacksAttack:
         xt = as_input_tensor(x, device, self.clip_values)
         yt = as_label_tensor(y, xt.shape[0], device)
         model = a.model
-        saved = (a.normalization_used, a._normalization_applied)
-        try:
-            if self._is_cw:
-                a.set_model(_ShiftedLogits(model))
-            a.set_normalization_used(*self._normalization(xt.shape[1]))
+        with eval_mode(model):
             if yt is None:
-                yt = a.get_output_with_eval_nograd(xt).argmax(1)
-            x_adv = a(xt, yt)
-        finally:
-            a.set_model(model)
-            a.normalization_used, a._normalization_applied = saved
+                yt = predicted_labels(model, xt)
+            if a.normalization_used is not None:
+                return like(a(xt, yt), x, self.clip_values)
+            lo, hi = self.clip_values
+            view = _UnitRange(model, lo, hi, CW_MARGIN if self._is_cw else 0.0, shift=self._is_cw)
+            try:
+                a.set_model(view)
+                x_adv = view.to_model(a(view.to_unit(xt), yt))
+            finally:
+                a.set_model(model)
         return like(x_adv, x, self.clip_values)
 
     def __repr__(self) -> str:

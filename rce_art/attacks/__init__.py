@@ -1,19 +1,30 @@
-"""Attacks: the paper's oblivious attack set on ART, Foolbox or torchattacks, and RAND noise."""
+"""Attacks written by rce-art: the adaptive C&W-wb (torch, ART and torchattacks forms) and RAND noise.
+
+The paper's oblivious attack set, built on ART, Foolbox or torchattacks, lives with the toolkit
+glue in :mod:`rce_art.adapters` (``build_attack``).
+"""
+
+from typing import Any
 
 from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult, detector_term, margin_term
+from rce_art.attacks.cw_wb_art import CarliniWagnerWBART
 from rce_art.attacks.noise import UniformNoise
-from rce_art.attacks.registry import AVAILABLE, BACKENDS, PAPER_ATTACKS, PaperAttack, build_attack, cw_settings
 
 __all__ = [
-    "AVAILABLE",
-    "BACKENDS",
     "CWResult",
     "CarliniWagnerWB",
-    "PAPER_ATTACKS",
-    "PaperAttack",
+    "CarliniWagnerWBART",
+    "CarliniWagnerWBTorchattacks",
     "UniformNoise",
-    "build_attack",
-    "cw_settings",
     "detector_term",
     "margin_term",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # torchattacks is an optional extra: its form is imported on first use.
+    if name == "CarliniWagnerWBTorchattacks":
+        from rce_art.attacks.cw_wb_torchattacks import CarliniWagnerWBTorchattacks
+
+        return CarliniWagnerWBTorchattacks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,8 +2,7 @@
 
 Pang et al. (2018), Section 4.4 and Appendix B.4; Carlini & Wagner, "Adversarial Examples Are
 Not Easily Detected" (AISec 2017), Section 5.2. One batched torch implementation: tanh-space
-variables, Adam, a binary search on ``c`` per example, early abort, and the best example kept per
-input among those that satisfy both the classification and the detector condition.
+variables, Adam, a binary search on ``c`` per example and per phase, early abort.
 """
 
 from __future__ import annotations
@@ -11,26 +10,33 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels, check_positive
+from rce_art.detectors.kernel import KernelBank, class_log_kdensity, loo_log_kdensity
+from rce_art.settings import cw_wb_settings
 
 __all__ = ["CWResult", "CarliniWagnerWB", "detector_term", "margin_term"]
 
+_QUICK = cw_wb_settings(paper=False)
+
 
 def margin_term(logits: Tensor, labels: Tensor, kappa: float, targeted: bool) -> Tensor:
-    """C&W's ``f`` on logits (Carlini & Wagner 2017b, their ``f_6``; Pang et al. Sec. 2.3).
+    """C&W's classification term in its non-negative form (Carlini & Wagner 2017, ``f_6``; Pang et al. Sec. 2.3).
 
-    Targeted: ``max(max_{i != t} Z_i - Z_t, -kappa)``; untargeted: ``max(Z_y - max_{i != y} Z_i, -kappa)``.
-    ``f <= -kappa`` exactly when the (target / other) class wins by a logit margin of at least ``kappa``.
+    Targeted: ``max(max_{i != t} Z_i - Z_t + kappa, 0)``; untargeted: ``max(Z_y - max_{i != y} Z_i + kappa, 0)``.
+    ``f = 0`` exactly when the target (or another) class wins by a logit margin of at least ``kappa``.
+    Being non-negative, the attack loss ``||d||^2 + c f + c f2`` falls to a floor, which early abort needs.
     """
     own = logits.gather(1, labels[:, None])[:, 0]
     other = logits.masked_fill(torch.zeros_like(logits, dtype=torch.bool).scatter_(1, labels[:, None], True),
                                float("-inf")).amax(1)
     diff = other - own if targeted else own - other
-    return diff.clamp_min(-kappa)
+    return (diff + kappa).clamp_min(0.0)
 
 
 def detector_term(log_kd: Tensor, eta: Tensor) -> Tensor:
@@ -48,13 +54,12 @@ class CWResult:
     """Outcome of :meth:`CarliniWagnerWB.run`, one entry per input.
 
     Attributes:
-        x_adv: Best adversarial inputs (the input itself where none was found), ``(N, ...)``.
-        success: Classified as the target (targeted) or misclassified (untargeted) with margin
-            ``kappa``, and ``f2 <= 0`` (undetected at ``eta``).
-        misclassified: The classification condition alone.
+        x_adv: The returned example (see :class:`CarliniWagnerWB`, "Returned example"), ``(N, ...)``.
+        success: ``x_adv`` meets the classification goal with margin ``kappa`` AND ``f2 <= 0``.
+        misclassified: ``x_adv`` meets the classification goal (false only where ``x_adv`` is the input).
         f2: Detector term at ``x_adv``.
-        l2: ``||x_adv - x||_2`` in pixel units (``inf`` where no success).
-        phase1_x_adv: Result of phase 1 (plain C&W-L2).
+        l2: ``||x_adv - x||_2`` in pixel units (0 where ``x_adv`` is the input).
+        phase1_x_adv: Result of phase 1 (plain C&W-L2; the input where it failed).
     """
 
     x_adv: Tensor
@@ -65,30 +70,62 @@ class CWResult:
     phase1_x_adv: Tensor
 
 
+@dataclass
+class _Search:
+    """Per-input bookkeeping of one phase's binary search."""
+
+    best: Tensor  # smallest-L2 iterate meeting every test of the phase
+    best_l2: Tensor
+    fallback: Tensor  # classification goal met, smallest f2 (phase 2 only)
+    fallback_f2: Tensor
+    fallback_l2: Tensor
+
+    @property
+    def found(self) -> Tensor:
+        return torch.isfinite(self.best_l2)
+
+    @property
+    def classified(self) -> Tensor:
+        return torch.isfinite(self.fallback_l2)
+
+
 class CarliniWagnerWB:
     """Two-phase C&W-L2 attack that also fools a :class:`~rce_art.detectors.KDensityDetector`.
 
     Minimises ``||x* - x||^2 + c * f(x*) + c * f2(x*)`` (Pang et al. 2018, Sec. 4.4), where ``f``
     is C&W's logit margin (:func:`margin_term`) and ``f2`` the detector term
     (:func:`detector_term`) under the target class (targeted) or the predicted class (untargeted).
-    Phase 1 is a plain C&W-L2 toward the goal; phase 2 starts from its result and adds ``f2``.
-    Success follows Carlini's convention: the classification goal is met on the *logits* (margin
-    ``kappa``; the paper's code checks it on softmax probabilities, where ``kappa > 1`` can never
-    pass) and ``f2 <= 0``.
+    Phase 1 is a plain C&W-L2 toward the goal with its own binary search (from ``phase1_const``);
+    phase 2 starts from its result, adds ``f2`` and searches from ``initial_const``. The defaults of
+    both searches follow the authors' code (phase 1: ``c = 10``, 3 rounds; phase 2: ``c = 100``,
+    9 rounds); ``max_iter`` and ``learning_rate`` are quick ones (``rce_art.settings.cw_wb_settings``
+    has the paper's 10,000 steps of 0.01). The model runs in eval mode; its mode is restored.
+
+    **Returned example** (per input): the phase-2 iterate with the smallest L2 distance among those
+    that pass both tests (classification goal with margin ``kappa`` on the logits, and ``f2 <= 0``);
+    where none passes both, the phase-2 iterate that meets the classification goal with the smallest
+    ``f2`` (ties: smaller L2), as the authors' code returns; where no phase-2 iterate meets the goal
+    (phase 1 failed too), the input itself. Distortions in the paper's Table 3 average over the
+    inputs that pass both tests (``CWResult.success``).
+
+    Success follows Carlini's convention: the classification goal is met on the *logits* (the
+    authors' code checks it on softmax probabilities, where ``kappa > 1`` can never pass).
 
     Args:
         confidence: ``kappa`` (0 for C&W-wb, 5 for the high-confidence variant of Table 6).
-        binary_search_steps: Rounds of the binary search on ``c``, per phase.
-        max_iter: Adam steps per round.
+        binary_search_steps: Rounds of phase 2's binary search on ``c`` (authors' code: 9).
+        max_iter: Adam steps per round, both phases.
         learning_rate: Adam step size in tanh space (paper: 0.01 over 10,000 iterations; the quicker
             default budget needs a larger step, since pixels at the bounds start deep in tanh saturation).
-        initial_const: First ``c`` of the search.
-        abort_early: Stop a round when no example's loss improved by 0.01% over a tenth of it.
+        initial_const: First ``c`` of phase 2 (authors' code: 100).
+        phase1_const: First ``c`` of phase 1 (authors' code: 10).
+        phase1_search_steps: Rounds of phase 1's binary search (authors' code: 3).
+        abort_early: Stop a round when no example's (non-negative) loss improved by 0.01% over a tenth of it.
         kernel_per_class: Training points per class in the attacker's kernel (the paper's code:
             100); ``None`` uses the detector's whole kernel.
         eta: Detector margin per class; ``None`` = median of ``-log KD`` over the detector's
-            kernel points of that class, under the attacker's kernel.
-        two_phase: Run phase 1 first (the paper's procedure); if false, only the joint phase.
+            kernel points of that class, under the attacker's kernel, each point leaving itself out.
+        two_phase: Run phase 1 first (the paper's procedure); if false, only phase 2 from the input.
 
     References:
         N. Carlini, D. Wagner. Adversarial Examples Are Not Easily Detected: Bypassing Ten
@@ -98,10 +135,12 @@ class CarliniWagnerWB:
     def __init__(
         self,
         confidence: float = 0.0,
-        binary_search_steps: int = 5,
-        max_iter: int = 200,
-        learning_rate: float = 0.05,
-        initial_const: float = 1e-2,
+        binary_search_steps: int = _QUICK["binary_search_steps"],
+        max_iter: int = _QUICK["max_iter"],
+        learning_rate: float = _QUICK["learning_rate"],
+        initial_const: float = _QUICK["initial_const"],
+        phase1_const: float = _QUICK["phase1_const"],
+        phase1_search_steps: int = _QUICK["phase1_search_steps"],
         abort_early: bool = True,
         kernel_per_class: int | None = 100,
         eta: Sequence[float] | None = None,
@@ -109,11 +148,13 @@ class CarliniWagnerWB:
     ) -> None:
         if not (isinstance(confidence, (int, float)) and math.isfinite(confidence) and confidence >= 0):
             raise ValueError(f"confidence (kappa) must be a finite number >= 0, got {confidence!r}")
-        for name, v in (("binary_search_steps", binary_search_steps), ("max_iter", max_iter)):
-            if not isinstance(v, int) or v < 1:
+        for name, v in (("binary_search_steps", binary_search_steps), ("max_iter", max_iter),
+                        ("phase1_search_steps", phase1_search_steps)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         check_positive(learning_rate, "learning_rate")
         check_positive(initial_const, "initial_const")
+        check_positive(phase1_const, "phase1_const")
         if kernel_per_class is not None and (not isinstance(kernel_per_class, int) or kernel_per_class < 1):
             raise ValueError(f"kernel_per_class must be a positive integer or None, got {kernel_per_class!r}")
         self.confidence = float(confidence)
@@ -121,49 +162,43 @@ class CarliniWagnerWB:
         self.max_iter = max_iter
         self.learning_rate = float(learning_rate)
         self.initial_const = float(initial_const)
+        self.phase1_const = float(phase1_const)
+        self.phase1_search_steps = phase1_search_steps
         self.abort_early = bool(abort_early)
         self.kernel_per_class = kernel_per_class
         self.eta = None if eta is None else [float(e) for e in eta]
         self.two_phase = bool(two_phase)
 
-    def params(self) -> dict:
+    PARAMS = ("confidence", "binary_search_steps", "max_iter", "learning_rate", "initial_const", "phase1_const",
+              "phase1_search_steps", "abort_early", "kernel_per_class", "eta", "two_phase")
+
+    def params(self) -> dict[str, Any]:
         """The constructor arguments, e.g. to build a variant: ``CarliniWagnerWB(**{**a.params(), "max_iter": 50})``."""
-        keys = ("confidence", "binary_search_steps", "max_iter", "learning_rate", "initial_const", "abort_early",
-                "kernel_per_class", "eta", "two_phase")
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in self.PARAMS}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
     # ----------------------------------------------------------------- detector
-    def attacker_kernels(self, detector) -> list[Tensor]:
+    def attacker_kernels(self, detector: Any) -> list[Tensor]:
         """Per-class kernel the attacker uses: the first ``kernel_per_class`` of the detector's (randomly sampled) points."""
         return [k if self.kernel_per_class is None else k[: self.kernel_per_class] for k in detector.kernels()]
 
-    def etas(self, detector, kernels: list[Tensor]) -> Tensor:
-        """``eta`` per class: given, or the median of ``-log KD`` over the detector's kernel points of the class.
-
-        Each point is scored under the attacker's kernel *without itself* (pairs at distance zero
-        are left out), so points shared by both kernels are not flattered by their own term.
-        """
-        from rce_art.detectors.kernel import squared_distances
-
+    def etas(self, detector: Any, kernels: list[Tensor]) -> Tensor:
+        """``eta`` per class: given, or the median of ``-log KD`` over the detector's kernel points of the class,
+        each scored under the attacker's kernel leaving itself out (:func:`~rce_art.detectors.loo_log_kdensity`)."""
         if self.eta is not None:
             if len(self.eta) != len(kernels):
                 raise ValueError(f"eta has {len(self.eta)} values for {len(kernels)} classes")
             return torch.tensor(self.eta)
         out = []
-        with torch.no_grad():
-            for full, k in zip(detector.kernels(), kernels):
-                d2 = squared_distances(full.double(), k.double())
-                d2 = d2.masked_fill(d2 <= 1e-12 * float(d2.max().clamp_min(1e-30)), float("inf"))
-                n_other = torch.isfinite(d2).sum(1).clamp_min(1).double()
-                neg_log_kd = -(torch.logsumexp(-d2 / detector.bandwidth_**2, dim=1) - n_other.log())
-                out.append(neg_log_kd[torch.isfinite(neg_log_kd)].median())
+        for full, k in zip(detector.kernels(), kernels):
+            neg = -loo_log_kdensity(full, k, detector.bandwidth_)
+            out.append(neg[torch.isfinite(neg)].median())
         return torch.stack(out).float().cpu()
 
     # ---------------------------------------------------------------------- run
-    def generate(self, detector, x, labels, targeted: bool = False, batch_size: int = 128,
+    def generate(self, detector: Any, x: Any, labels: Any, targeted: bool = False, batch_size: int = 128,
                  progress: bool = False) -> CWResult:
         """Attack ``x`` in batches of ``batch_size`` (see :meth:`run`), with an optional progress bar
         showing examples done and the success rate so far."""
@@ -183,8 +218,8 @@ class CarliniWagnerWB:
                 bar.set_postfix(success=f"{ok / done:.2%}")
         return CWResult(*(torch.cat([getattr(p, f) for p in parts]) for f in CWResult.__dataclass_fields__))
 
-    def run(self, detector, x: Tensor, labels: Tensor, targeted: bool = False) -> CWResult:
-        """Attack a batch.
+    def run(self, detector: Any, x: Tensor, labels: Tensor, targeted: bool = False) -> CWResult:
+        """Attack a batch, with the detector's model in eval mode (its train/eval mode is restored after).
 
         Args:
             detector: A fitted :class:`~rce_art.detectors.KDensityDetector` (its classifier is the model).
@@ -194,8 +229,12 @@ class CarliniWagnerWB:
 
         Returns:
             :class:`CWResult`.
+
+        Raises:
+            NotFittedError: If the detector is not fitted.
+            ValueError: On inputs outside the clip values, bad labels, or a classifier without clip values.
         """
-        detector._check_fitted()
+        detector.check_fitted()
         clip = detector.clip_values
         if clip is None:
             raise ValueError("C&W-wb needs the classifier's clip_values (use an ART PyTorchClassifier)")
@@ -205,76 +244,91 @@ class CarliniWagnerWB:
         labels = torch.as_tensor(check_labels(labels, x.shape[0], detector.nb_classes_, name="labels")).to(device)
         kernels = [k.to(device) for k in self.attacker_kernels(detector)]
         eta = self.etas(detector, kernels).to(device)
-        from rce_art.detectors.kernel import KernelBank, class_log_kdensity
-
         bank = KernelBank.from_kernels(kernels)
 
-        def log_kd(feats: Tensor, cls: Tensor) -> Tensor:
-            return class_log_kdensity(feats, cls, bank, detector.bandwidth_)
+        def f2_of(logits: Tensor, feats: Tensor) -> Tensor:
+            cls = labels if targeted else logits.detach().argmax(1)
+            return detector_term(class_log_kdensity(feats, cls, bank, detector.bandwidth_), eta[cls])
 
-        # Phase 1 (plain C&W-L2) returns the input itself where it failed; phase 2 starts from its result.
-        phase1 = self._optimise(detector, x, x, labels, targeted, None, eta, clip) if self.two_phase else x
-        x_adv = self._optimise(detector, x, phase1, labels, targeted, log_kd, eta, clip)
-        with torch.no_grad():
-            logits, feats = detector.logits_and_features(x_adv)
-            cls = labels if targeted else logits.argmax(1)
-            f2 = detector_term(log_kd(feats, cls), eta[cls])
-            mis = margin_term(logits, labels, self.confidence, targeted) <= -self.confidence
-            mis &= (logits.argmax(1) == labels) if targeted else (logits.argmax(1) != labels)
-            success = mis & (f2 <= 0)
-            l2 = torch.where(success, (x_adv - x).flatten(1).norm(dim=1), torch.full_like(f2, math.inf))
+        with eval_mode(detector.model):
+            if self.two_phase:
+                p1 = self._search(detector, x, x, labels, targeted, None, clip, self.phase1_const,
+                                  self.phase1_search_steps)
+                phase1 = torch.where(_rows(p1.found, x), p1.best, x)
+            else:
+                phase1 = x
+            p2 = self._search(detector, x, phase1, labels, targeted, f2_of, clip, self.initial_const,
+                              self.binary_search_steps)
+            x_adv = torch.where(_rows(p2.found, x), p2.best, torch.where(_rows(p2.classified, x), p2.fallback, x))
+            with torch.no_grad():
+                logits, feats = detector.logits_and_features(x_adv)
+                f2 = f2_of(logits, feats)
+                mis = self._goal_met(logits, labels, targeted)
+        success = mis & (f2 <= 0)
+        l2 = (x_adv - x).flatten(1).norm(dim=1)
         return CWResult(x_adv.detach(), success, mis, f2, l2, phase1.detach())
 
-    def _optimise(self, detector, x0, start, labels, targeted, log_kd, eta, clip) -> Tensor:
-        """Binary search over ``c`` of Adam-in-tanh-space rounds; returns the best example per input."""
+    def _goal_met(self, logits: Tensor, labels: Tensor, targeted: bool) -> Tensor:
+        pred = logits.argmax(1)
+        hit = (pred == labels) if targeted else (pred != labels)
+        return hit & (margin_term(logits, labels, self.confidence, targeted) <= 0)
+
+    def _search(self, detector, x0, start, labels, targeted, f2_of, clip, const0: float, rounds: int) -> _Search:
+        """One phase: binary search over ``c`` of Adam-in-tanh-space rounds, tracking the best iterates."""
         lo, hi = clip
-        n = x0.shape[0]
-        dev = x0.device
+        n, dev = x0.shape[0], x0.device
 
         def to_x(w: Tensor) -> Tensor:
             return lo + (hi - lo) * (torch.tanh(w) + 1.0) / 2.0
 
-        unit = ((start - lo) / (hi - lo) * 2.0 - 1.0).clamp(-1 + 1e-6, 1 - 1e-6)
-        w0 = torch.atanh(unit)
-        const = torch.full((n,), self.initial_const, device=dev)
+        w0 = torch.atanh(((start - lo) / (hi - lo) * 2.0 - 1.0).clamp(-1 + 1e-6, 1 - 1e-6))
+        const = torch.full((n,), const0, device=dev)
         lower, upper = torch.zeros(n, device=dev), torch.full((n,), 1e10, device=dev)
-        best_l2 = torch.full((n,), math.inf, device=dev)
-        best = start.clone()
-        kappa = self.confidence
-        for _ in range(self.binary_search_steps):
+        inf = torch.full((n,), math.inf, device=dev)
+        s = _Search(start.clone(), inf.clone(), start.clone(), inf.clone(), inf.clone())
+        check_every = max(self.max_iter // 10, 1)
+        for _ in range(rounds):
             w = w0.clone().requires_grad_(True)
             opt = torch.optim.Adam([w], lr=self.learning_rate)
             found = torch.zeros(n, dtype=torch.bool, device=dev)
-            prev = torch.full((n,), math.inf, device=dev)
-            check_every = max(self.max_iter // 10, 1)
+            prev = inf.clone()
             for step in range(self.max_iter):
                 xa = to_x(w)
                 logits, feats = detector.logits_and_features(xa)
                 l2sq = (xa - x0).flatten(1).pow(2).sum(1)
-                f = margin_term(logits, labels, kappa, targeted)
-                loss_i = l2sq + const * f
-                f2 = None
-                if log_kd is not None:
-                    cls = labels if targeted else logits.detach().argmax(1)
-                    f2 = detector_term(log_kd(feats, cls), eta[cls])
+                loss_i = l2sq + const * margin_term(logits, labels, self.confidence, targeted)
+                f2 = f2_of(logits, feats) if f2_of is not None else None
+                if f2 is not None:
                     loss_i = loss_i + const * f2
                 opt.zero_grad(set_to_none=True)
                 loss_i.sum().backward()
                 opt.step()
                 with torch.no_grad():
-                    pred = logits.argmax(1)
-                    ok = (f <= -kappa) & ((pred == labels) if targeted else (pred != labels))
-                    if f2 is not None:
-                        ok &= f2 <= 0
-                    better = ok & (l2sq < best_l2)
-                    best_l2 = torch.where(better, l2sq, best_l2)
-                    best[better] = xa.detach()[better]
+                    goal = self._goal_met(logits.detach(), labels, targeted)
+                    ok = goal & (f2.detach() <= 0) if f2 is not None else goal
+                    self._keep(s, xa.detach(), l2sq.detach(), ok, goal, None if f2 is None else f2.detach())
                     found |= ok
                     if self.abort_early and step % check_every == check_every - 1:
-                        if not bool((loss_i < prev * 0.9999).any()):
+                        if not bool((loss_i.detach() < prev * 0.9999).any()):
                             break
                         prev = loss_i.detach()
             upper = torch.where(found, torch.minimum(upper, const), upper)
             lower = torch.where(found, lower, torch.maximum(lower, const))
             const = torch.where(upper < 1e9, (lower + upper) / 2.0, const * 10.0)
-        return best
+        return s
+
+    @staticmethod
+    def _keep(s: _Search, xa: Tensor, l2sq: Tensor, ok: Tensor, goal: Tensor, f2: Tensor | None) -> None:
+        better = ok & (l2sq < s.best_l2)
+        s.best_l2 = torch.where(better, l2sq, s.best_l2)
+        s.best = torch.where(_rows(better, xa), xa, s.best)
+        if f2 is not None:
+            fb = goal & ((f2 < s.fallback_f2) | ((f2 == s.fallback_f2) & (l2sq < s.fallback_l2)))
+            s.fallback_f2 = torch.where(fb, f2, s.fallback_f2)
+            s.fallback_l2 = torch.where(fb, l2sq, s.fallback_l2)
+            s.fallback = torch.where(_rows(fb, xa), xa, s.fallback)
+
+
+def _rows(mask: Tensor, like: Tensor) -> Tensor:
+    """A per-row mask ``(N,)`` shaped to broadcast against ``like`` ``(N, ...)``."""
+    return mask.view(-1, *([1] * (like.ndim - 1)))

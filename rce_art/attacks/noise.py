@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from rce_art._validation import check_positive
-from rce_art.adapters._common import as_input_tensor, like
+from rce_art._tensors import as_input_tensor, like
 
 __all__ = ["UniformNoise"]
 

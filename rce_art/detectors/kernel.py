@@ -19,6 +19,7 @@ __all__ = [
     "PAPER_BANDWIDTHS",
     "class_log_kdensity",
     "log_kdensity",
+    "loo_log_kdensity",
     "loo_log_likelihood",
     "select_bandwidth",
     "squared_distances",
@@ -74,17 +75,22 @@ def log_kdensity(z: Tensor, kernel: Tensor, sigma: float) -> Tensor:
 class KernelBank:
     """Per-class kernel points prepared once for repeated scoring (e.g. in an attack's inner loop).
 
+    Every point is centred on the mean of *its own class*, and a query is centred on the mean of
+    the class it is scored under, so the expansion ``|a|^2 - 2 a.b + |b|^2`` only ever combines
+    vectors near the origin: float32 stays exact when class clusters lie far apart.
+
     Attributes:
         kernels: One ``(M_c, D)`` tensor per class.
-        centred: All points ``(M, D)`` minus their common mean ``centre``, grouped by class.
+        centres: Class means ``(C, D)``.
+        centred: All points minus their class mean ``(M, D)``, grouped by class.
         labels: Class of each row of ``centred`` ``(M,)``.
         sq_norms: ``||centred_i||^2`` ``(M,)``.
         log_counts: ``log M_c`` per class ``(C,)``.
     """
 
     kernels: tuple[Tensor, ...]
+    centres: Tensor
     centred: Tensor
-    centre: Tensor
     labels: Tensor
     sq_norms: Tensor
     log_counts: Tensor
@@ -92,12 +98,11 @@ class KernelBank:
     @classmethod
     def from_kernels(cls, kernels: Sequence[Tensor]) -> KernelBank:
         ks = tuple(k.detach() for k in kernels)
-        allk = torch.cat(ks)
-        centre = allk.mean(0, keepdim=True)
-        centred = allk - centre
-        counts = torch.tensor([k.shape[0] for k in ks], device=allk.device)
-        labels = torch.repeat_interleave(torch.arange(len(ks), device=allk.device), counts)
-        return cls(ks, centred, centre, labels, (centred * centred).sum(1), counts.to(allk.dtype).log())
+        centres = torch.stack([k.mean(0) for k in ks])
+        centred = torch.cat([k - c for k, c in zip(ks, centres)])
+        counts = torch.tensor([k.shape[0] for k in ks], device=centres.device)
+        labels = torch.repeat_interleave(torch.arange(len(ks), device=centres.device), counts)
+        return cls(ks, centres, centred, labels, (centred * centred).sum(1), counts.to(centres.dtype).log())
 
 
 #: Above this many query x kernel entries, scoring loops over classes instead of masking one product.
@@ -105,11 +110,12 @@ _MASKED_LIMIT = 1 << 22
 
 
 def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor] | KernelBank, sigma: float) -> Tensor:
-    """Log K-density of each query under the kernel of its own class.
+    """Log K-density of each query under the kernel of its own class (paper Section 3.3).
 
     Small problems use one matrix product against all kernel points with the other classes
     masked out of the log-sum-exp (one kernel launch, fast inside attack loops); large ones
-    loop over the classes present (:func:`log_kdensity`). Both are exact in the same sense.
+    loop over the classes present (:func:`log_kdensity`). Both centre each query and each kernel
+    point on the mean of the query's class, so both are exact in the same sense.
 
     Args:
         z: Query features ``(N, D)``.
@@ -125,7 +131,8 @@ def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor] | K
     if z.shape[0] * total <= _MASKED_LIMIT:
         bank = bank or KernelBank.from_kernels(kernels)
         inv = 1.0 / sigma**2
-        a = z - bank.centre
+        a = z - bank.centres[classes]
+        # entries of other classes mix two centres and are meaningless: they are masked out below
         cross = torch.addmm(bank.sq_norms.unsqueeze(0), a, bank.centred.T, beta=-inv, alpha=2.0 * inv)
         cross = cross.masked_fill(bank.labels.unsqueeze(0) != classes.unsqueeze(1), float("-inf"))
         return torch.logsumexp(cross, dim=1) - inv * (a * a).sum(1) - bank.log_counts[classes]
@@ -135,6 +142,31 @@ def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor] | K
         idx = (classes == c).nonzero(as_tuple=True)[0]
         out = out.index_put((idx,), log_kdensity(z[idx], per_class[c], sigma))
     return out
+
+
+def _loo_sq_distances(queries: Tensor, kernel: Tensor) -> tuple[Tensor, Tensor]:
+    """float64 squared distances with zero-distance pairs (a point itself, duplicates) set to ``inf``,
+    and ``log`` of the number of kernel points left per query."""
+    d2 = squared_distances(queries.detach().double(), kernel.detach().double())
+    d2 = d2.masked_fill(d2 <= float(d2.max().clamp_min(1e-300)) * 1e-12, float("inf"))
+    return d2, torch.isfinite(d2).sum(1).clamp_min(1).double().log()
+
+
+def loo_log_kdensity(queries: Tensor, kernel: Tensor, sigma: float) -> Tensor:
+    """Leave-one-out log K-density, in float64: each query scored without kernel points at distance zero.
+
+    ``log((1/M_i) sum_{j: z_j != q_i} exp(-||q_i - z_j||^2 / sigma^2))`` with ``M_i`` the number of kernel
+    points left for query ``i``. A training point scored against a kernel that contains it is not
+    flattered by its own term (used for the C&W-wb margin ``eta`` and for bandwidth selection).
+
+    Args:
+        queries: ``(N, D)``; kernel: ``(M, D)``; sigma: bandwidth ``> 0``.
+
+    Returns:
+        ``(N,)`` float64 (``-inf`` for a query with no other point).
+    """
+    d2, log_n = _loo_sq_distances(queries, kernel)
+    return torch.logsumexp(-d2 / sigma**2, dim=1) - log_n
 
 
 def loo_log_likelihood(kernels: Sequence[Tensor], sigmas: Sequence[float], max_queries: int = 500) -> Tensor:
@@ -153,10 +185,7 @@ def loo_log_likelihood(kernels: Sequence[Tensor], sigmas: Sequence[float], max_q
     for k in kernels:
         if k.shape[0] < 2:
             continue
-        k64 = k.detach().to(torch.float64)
-        d2 = squared_distances(k64[:max_queries], k64)
-        d2 = d2.masked_fill(d2 <= float(d2.max()) * 1e-12, float("inf"))
-        log_n_other = torch.isfinite(d2).sum(1).clamp_min(1).to(torch.float64).log()
+        d2, log_n_other = _loo_sq_distances(k[:max_queries], k)
         for j, sigma in enumerate(s.tolist()):
             ll = torch.logsumexp(-d2 / sigma**2, dim=1) - log_n_other
             ll = ll - 0.5 * k.shape[1] * math.log(math.pi * sigma**2)

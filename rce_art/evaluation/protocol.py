@@ -2,7 +2,9 @@
 
 Only pairs where the clean input is classified correctly *and* its adversarial
 counterpart is misclassified are scored. Each metric scores both members of a pair
-(higher = more normal) and the ROC-AUC of telling them apart is reported.
+(higher = more normal) and the ROC-AUC of telling them apart is reported. Confidence is
+ranked by its log-odds (:func:`~rce_art.metrics.confidence_log_odds`), which orders inputs
+as the confidence does but never ties where float32 rounds the confidence to 1.0.
 """
 
 from __future__ import annotations
@@ -14,11 +16,22 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from rce_art._validation import to_numpy
-from rce_art.metrics import confidence, non_me
+from rce_art.metrics import confidence, confidence_log_odds, non_me
 
-__all__ = ["METRICS", "detection_auc", "distortion", "evaluate_attack", "kept_pairs", "metric_scores", "tpr_at_fpr"]
+__all__ = [
+    "METRICS",
+    "RANK_BY",
+    "detection_auc",
+    "distortion",
+    "evaluate_attack",
+    "kept_pairs",
+    "metric_scores",
+    "tpr_at_fpr",
+]
 
 METRICS = ("confidence", "non_me", "kdensity")
+#: The score each metric is ranked by for AUC and TPR: the same ordering, without float32 ties.
+RANK_BY = {"confidence": "confidence_log_odds", "non_me": "non_me", "kdensity": "kdensity"}
 
 
 def kept_pairs(y: np.ndarray, pred_clean: np.ndarray, pred_adv: np.ndarray) -> np.ndarray:
@@ -68,7 +81,8 @@ def metric_scores(detector: Any, x: Any, batch_size: int | None = None) -> dict[
         x: Inputs ``(N, *input_shape)``.
 
     Returns:
-        Dict with ``"confidence"``, ``"non_me"``, ``"kdensity"`` and ``"predicted_class"`` arrays ``(N,)``.
+        Dict with ``"confidence"`` (in ``[0, 1]``), ``"confidence_log_odds"`` (its tie-free ranking
+        equivalent), ``"non_me"``, ``"kdensity"`` and ``"predicted_class"`` arrays ``(N,)``.
     """
     logits, feats = detector.extract(x, batch_size)
     pred = logits.argmax(1)
@@ -76,6 +90,7 @@ def metric_scores(detector: Any, x: Any, batch_size: int | None = None) -> dict[
         kd = detector.log_density_features(feats, pred)
     return {
         "confidence": to_numpy(confidence(logits)).astype(np.float64),
+        "confidence_log_odds": to_numpy(confidence_log_odds(logits.double())).astype(np.float64),
         "non_me": to_numpy(non_me(logits)).astype(np.float64),
         "kdensity": to_numpy(kd).astype(np.float64),
         "predicted_class": to_numpy(pred),
@@ -103,7 +118,7 @@ def evaluate_attack(
     Returns:
         A record: ``n``, ``success_rate`` (adversarial misclassified among clean-correct),
         ``n_pairs``, ``distortion`` (mean over kept pairs), and ``auc_<metric>`` and
-        ``tpr_<metric>`` for each of :data:`METRICS`.
+        ``tpr_<metric>`` for each of :data:`METRICS` (ranked by :data:`RANK_BY`).
     """
     clean, adv = metric_scores(detector, x), metric_scores(detector, x_adv)
     y = np.asarray(y).ravel()
@@ -117,6 +132,7 @@ def evaluate_attack(
         distortion=float(distortion(x[keep], x_adv[keep], clip_values).mean()) if keep.any() else float("nan"),
     )
     for m in METRICS:
-        record[f"auc_{m}"] = detection_auc(clean[m][keep], adv[m][keep])
-        record[f"tpr_{m}"] = tpr_at_fpr(clean[m][keep], adv[m][keep], fpr)
+        r = RANK_BY[m]
+        record[f"auc_{m}"] = detection_auc(clean[r][keep], adv[r][keep])
+        record[f"tpr_{m}"] = tpr_at_fpr(clean[r][keep], adv[r][keep], fpr)
     return record

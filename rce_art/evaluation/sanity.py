@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
+from rce_art._tensors import eval_mode
 from rce_art.attacks.cw_wb import CarliniWagnerWB
+from rce_art.detectors.kernel import class_log_kdensity
 
 __all__ = ["cw_wb_sanity"]
 
@@ -42,7 +44,7 @@ def cw_wb_sanity(
         unbounded_iter: Steps of the "unbounded" run.
 
     Returns:
-        Dict with the entries above.
+        Dict with the entries above. The model runs in eval mode; its mode is restored.
     """
     x = torch.as_tensor(x, dtype=torch.float32).to(detector.device)
     labels = torch.as_tensor(labels).to(detector.device)
@@ -50,17 +52,16 @@ def cw_wb_sanity(
     for b in budgets:
         r = CarliniWagnerWB(**{**attack.params(), "max_iter": int(b)}).run(detector, x, labels, targeted)
         rates.append(float(r.success.float().mean()))
-    strong = CarliniWagnerWB(**{**attack.params(), "max_iter": unbounded_iter, "initial_const": 10.0,
-                                "binary_search_steps": 3, "abort_early": False,
+    strong = CarliniWagnerWB(**{**attack.params(), "max_iter": unbounded_iter,
+                                "initial_const": max(attack.initial_const, 10.0), "binary_search_steps": 3,
+                                "phase1_const": max(attack.phase1_const, 10.0), "abort_early": False,
                                 "learning_rate": max(attack.learning_rate, 0.1)})
     unbounded = strong.run(detector, x, labels, targeted).misclassified.float().mean()
     xg = x.clone().requires_grad_(True)
-    logits, feats = detector.logits_and_features(xg)
-    cls = labels if targeted else logits.argmax(1)
-    kernels = attack.attacker_kernels(detector)
-    from rce_art.detectors.kernel import class_log_kdensity
-
-    class_log_kdensity(feats, cls, kernels, detector.bandwidth_).sum().backward()
+    with eval_mode(detector.model):
+        logits, feats = detector.logits_and_features(xg)
+        cls = labels if targeted else logits.argmax(1)
+        class_log_kdensity(feats, cls, attack.attacker_kernels(detector), detector.bandwidth_).sum().backward()
     g = xg.grad.flatten(1)
     return {
         "budgets": list(budgets),

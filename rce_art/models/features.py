@@ -44,8 +44,8 @@ class FeatureTap(nn.Module):
     The final hidden layer is the *input* of ``layer``: by default the last
     ``nn.Linear`` registered in ``model`` (for a sequential classifier, its output
     layer); name another module with ``layer`` when that guess is wrong. A forward
-    pre-hook is registered once, at construction, and records the input only while
-    :meth:`logits_and_features` runs.
+    pre-hook is added for the duration of each :meth:`logits_and_features` call and removed
+    after it, so no hook stays on the user's module.
 
     Args:
         model: A classifier mapping inputs ``(N, ...)`` to logits ``(N, L)``.
@@ -61,30 +61,28 @@ class FeatureTap(nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
-        self.layer_name, module = _find_layer(model, layer)
-        self._armed = False
-        self._captured: Tensor | None = None
-        module.register_forward_pre_hook(self._capture)
+        self.layer_name = _find_layer(model, layer)[0]
         self.train(model.training)  # adopt the wrapped model's mode instead of nn.Module's default
-
-    def _capture(self, module: nn.Module, args: tuple[Tensor, ...]) -> None:
-        if self._armed:
-            self._captured = args[0]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
     def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Return ``(logits (N, L), features (N, D))`` from one forward pass."""
-        self._armed, self._captured = True, None
+        """Return ``(logits (N, L), features (N, D))`` from one forward pass.
+
+        A forward pre-hook on the feature layer records its input during this call only and is
+        removed before returning, so the user's module never keeps a hook of ours.
+        """
+        captured: list[Tensor] = []
+        layer = self.model.get_submodule(self.layer_name)
+        handle = layer.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
         try:
             logits = self.model(x)
-            features = self._captured
         finally:
-            self._armed, self._captured = False, None
-        if features is None:
+            handle.remove()
+        if not captured:
             raise RuntimeError(f"layer {self.layer_name!r} was not called in the forward pass; name another layer")
-        return logits, features.flatten(1)
+        return logits, captured[-1].flatten(1)
 
     def extra_repr(self) -> str:
         return f"layer={self.layer_name!r}"

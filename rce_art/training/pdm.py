@@ -13,7 +13,7 @@ from rce_art.losses.pdm import reduce_variance_loss, siamese_cosine_loss
 from rce_art.losses.rce import reverse_cross_entropy
 from rce_art.models.features import as_feature_model
 from rce_art.models.reverse import ReverseLogits
-from rce_art.training.trainers import _TorchTrainer
+from rce_art.training.trainers import TorchTrainer
 
 __all__ = ["PDMTrainer", "PartnerSampler"]
 
@@ -56,7 +56,7 @@ class PartnerSampler:
         return self.order[self.starts[cls] + offset], cls, same.float()
 
 
-class PDMTrainer(_TorchTrainer):
+class PDMTrainer(TorchTrainer):
     """Penetration Distortion Maximization training (PDM paper, Algorithm 1) and its ablations.
 
     Each mini-batch gets a Siamese partner per sample (:class:`PartnerSampler`); one forward pass
@@ -64,6 +64,8 @@ class PDMTrainer(_TorchTrainer):
     ``cls(x) + cls(partner) + rvl_weight * RVL + siamese_weight * SL`` with ``cls`` the RCE
     (``classification="rce"``, PDM) or CE (``"ce"``, the "Siamese + RVL" ablation), RVL the
     reduce-variance loss over the embeddings of both members, and SL the Siamese cosine loss.
+    Partners are drawn uniformly from the whole training set passed to ``fit`` (Algorithm 1), and
+    both members go through the estimator's preprocessing, as in every trainer.
     For RCE, :meth:`get_model` / :meth:`get_classifier` apply reverse logits. Other arguments as
     in :class:`~rce_art.CETrainer` (SGD, piecewise schedule, seed).
 
@@ -113,7 +115,7 @@ class PDMTrainer(_TorchTrainer):
         def batch_loss(model: nn.Module, xb: Tensor, yb: Tensor) -> Tensor:
             idx, y2, same = sampler.sample(yb)
             x2 = x_all[idx].to(xb.device)
-            logits, z = self._features.logits_and_features(torch.cat([xb, x2]))
+            logits, z = self._features.logits_and_features(self._view.preprocess(torch.cat([xb, x2])))
             n = xb.shape[0]
             y_both = torch.cat([yb, y2.to(yb.device)])
             total = self.loss(logits, y_both) * 2.0  # cls(x) + cls(partner): both terms are batch means

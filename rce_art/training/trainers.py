@@ -11,17 +11,23 @@ from art.defences.trainer import Trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels
-from rce_art.adapters.art import make_art_classifier, resolve_model, with_model
 from rce_art.losses.rce import reverse_cross_entropy
+from rce_art.models.estimator import Preprocessed, make_art_classifier, resolve_model, with_model
 from rce_art.models.reverse import ReverseLogits
+from rce_art.settings import SGD
 from rce_art.training.loop import TrainHistory, train_model
 
-__all__ = ["CETrainer", "RCETrainer"]
+__all__ = ["CETrainer", "RCETrainer", "TorchTrainer"]
 
 
-class _TorchTrainer(Trainer):
+class TorchTrainer(Trainer):
     """Shared trainer: SGD with momentum, weight decay and a piecewise schedule (Appendix B.1).
+
+    The network is trained through the ART estimator's preprocessing (``preprocessing=(mean, std)``,
+    preprocessing defences): every batch goes through exactly the transformation ART's ``predict``
+    and ART's attacks apply, so the network is served the input scale it was trained on.
 
     Args:
         classifier: ART ``PyTorchClassifier`` around the network to train, or the ``nn.Module``
@@ -39,6 +45,8 @@ class _TorchTrainer(Trainer):
         progress: Show a progress bar.
         clip_values: Pixel range, needed only when ``classifier`` is a plain module.
 
+    Defaults are the paper's (``rce_art.settings.SGD``).
+
     Attributes:
         history_ (TrainHistory): Per-epoch loss and learning rate, after ``fit``.
     """
@@ -48,35 +56,41 @@ class _TorchTrainer(Trainer):
         classifier: Any,
         *,
         epochs: int = 10,
-        batch_size: int = 128,
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 2e-4,
-        milestones: Sequence[float] = (0.5, 0.75),
-        gamma: float = 0.1,
+        batch_size: int = SGD["batch_size"],
+        lr: float = SGD["lr"],
+        momentum: float = SGD["momentum"],
+        weight_decay: float = SGD["weight_decay"],
+        milestones: Sequence[float] = SGD["milestones"],
+        gamma: float = SGD["gamma"],
         seed: int = 0,
         progress: bool = True,
         clip_values: tuple[float, float] | None = None,
     ) -> None:
-        super().__init__(classifier)
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         self._view = resolve_model(classifier)
+        super().__init__(classifier)
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.momentum, self.weight_decay = momentum, weight_decay
         self.milestones, self.gamma, self.seed, self.progress = tuple(milestones), gamma, seed, progress
         self.clip_values = clip_values if clip_values is not None else self._view.clip_values
         self._input_shape: tuple[int, ...] | None = self._view.input_shape
+        self._nb_classes: int | None = getattr(self._view.estimator, "nb_classes", None)
+        self._art: Any = None
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         """Training objective on the raw logits of the network."""
         raise NotImplementedError
 
+    def training_module(self) -> nn.Module:
+        """The module trained: the estimator's preprocessing followed by the network (raw logits)."""
+        return Preprocessed(self._view) if self._view.has_preprocessing else self._view.model
+
     def _train(self, data: Any) -> TrainHistory:
         self.history_ = train_model(
-            self._view.model,
+            self.training_module(),
             data,
             self.loss,
             epochs=self.epochs,
@@ -97,7 +111,7 @@ class _TorchTrainer(Trainer):
         """Per-batch objective for the loop; ``None`` uses ``self.loss(model(x), y)``."""
         return None
 
-    def fit(self, x: Any, y: Any, **kwargs: Any) -> _TorchTrainer:
+    def fit(self, x: Any, y: Any, **kwargs: Any) -> TorchTrainer:
         """Train on arrays or tensors.
 
         Args:
@@ -109,58 +123,69 @@ class _TorchTrainer(Trainer):
             ``self``.
         """
         check_inputs(x, name="x", input_shape=self._input_shape, clip_values=self.clip_values)
-        with torch.no_grad():
-            self._view.model.eval()
-            nb_classes = self._view.model(torch.as_tensor(x[:1], dtype=torch.float32, device=self._view.device)).shape[1]
+        module = self.training_module()
+        with torch.no_grad(), eval_mode(module):
+            nb_classes = module(torch.as_tensor(x[:1], dtype=torch.float32, device=self._view.device)).shape[1]
         y_int = check_labels(y, x.shape[0], nb_classes)
         self._input_shape = tuple(x.shape[1:])
         self._nb_classes = nb_classes
         self._train((x, y_int))
         return self
 
-    def fit_loader(self, loader: DataLoader) -> _TorchTrainer:
-        """Train on a ``DataLoader`` yielding ``(x, y)`` batches with integer labels."""
+    def fit_loader(self, loader: DataLoader) -> TorchTrainer:
+        """Train on a ``DataLoader`` yielding ``(x, y)`` batches with integer labels (raw inputs)."""
         self._train(loader)
         return self
 
     def get_model(self) -> nn.Module:
-        """The trained torch module, giving ordinary logits."""
+        """The trained torch module, giving ordinary logits (on preprocessed inputs, as the estimator's model)."""
         return self._view.model
 
     def get_classifier(self) -> Any:
         """The trained network as an ART ``PyTorchClassifier`` whose predictions are ordinary.
 
+        For an ART input, the same estimator (CE) or one like it around :meth:`get_model` (RCE, PDM):
+        shape, classes, clip values, preprocessing and defences carried over. The same object is
+        returned on every call.
+
         Raises:
             ValueError: If a plain module was given without ``clip_values`` or before ``fit``.
         """
+        if self._art is not None:
+            return self._art
         model = self.get_model()
         if self._view.estimator is not None:
-            return self._view.estimator if model is self._view.model else with_model(self._view.estimator, model)
-        if self.clip_values is None or self._input_shape is None:
+            self._art = self._view.estimator if model is self._view.model else with_model(self._view.estimator, model)
+        elif self.clip_values is None or self._input_shape is None or self._nb_classes is None:
             raise ValueError("get_classifier needs clip_values (constructor) and an input shape (call fit first)")
-        return make_art_classifier(
-            model,
-            self._input_shape,
-            self._nb_classes,
-            self.clip_values,
-            device_type="gpu" if self._view.device.type == "cuda" else "cpu",
-        )
+        else:
+            self._art = make_art_classifier(model, self._input_shape, self._nb_classes, self.clip_values,
+                                            device_type="gpu" if self._view.device.type == "cuda" else "cpu")
+        return self._art
+
+    @property
+    def classifier(self) -> Any:
+        """The classifier with ordinary predictions: :meth:`get_classifier` where it can be built, else :meth:`get_model`."""
+        try:
+            return self.get_classifier()
+        except ValueError:
+            return self.get_model()
 
 
-class CETrainer(_TorchTrainer):
-    """Standard cross-entropy training (the paper's baseline). Arguments as in the shared trainer."""
+class CETrainer(TorchTrainer):
+    """Standard cross-entropy training (the paper's baseline). Arguments as in :class:`TorchTrainer`."""
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(logits, y)
 
 
-class RCETrainer(_TorchTrainer):
+class RCETrainer(TorchTrainer):
     """Reverse cross-entropy training with reverse logits (Pang et al. 2018, Section 3.2).
 
     Trains the network on :func:`~rce_art.losses.reverse_cross_entropy` of its raw logits
-    ``Z``; :meth:`get_model` and :meth:`get_classifier` return it wrapped in
-    :class:`~rce_art.models.ReverseLogits`, so predictions are ordinary. Arguments as in the
-    shared trainer.
+    ``Z``; :meth:`get_model`, :meth:`get_classifier` and :attr:`classifier` give it wrapped in
+    :class:`~rce_art.models.ReverseLogits`, so predictions are ordinary. Arguments as in
+    :class:`TorchTrainer`.
     """
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:

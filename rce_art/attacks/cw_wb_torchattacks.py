@@ -13,10 +13,10 @@ from torch import Tensor
 
 from rce_art.attacks.cw_wb import CarliniWagnerWB
 
-__all__ = ["CWWB"]
+__all__ = ["CarliniWagnerWBTorchattacks"]
 
 
-class CWWB(Attack):
+class CarliniWagnerWBTorchattacks(Attack):
     """torchattacks form of :class:`~rce_art.attacks.CarliniWagnerWB`.
 
     Inputs are in the detector's classifier range (e.g. ``[-0.5, 0.5]``) unless torchattacks
@@ -27,10 +27,13 @@ class CWWB(Attack):
         model: The classifier under attack (ordinary logits).
         detector: A fitted :class:`~rce_art.detectors.KDensityDetector` on that model.
         **params: Hyper-parameters of :class:`~rce_art.attacks.CarliniWagnerWB`.
+
+    Attributes:
+        last_result_ (CWResult): Per-example outcome of the last call.
     """
 
     def __init__(self, model: Any, detector: Any, **params: Any) -> None:
-        super().__init__("CWWB", model)
+        super().__init__("CarliniWagnerWB", model)
         self.detector = detector
         self.core = CarliniWagnerWB(**params)
         self.supported_mode = ["default", "targeted"]

@@ -1,4 +1,4 @@
-"""Type, device and mode handling shared by the attack adapters (private)."""
+"""Tensor conversion, model-mode and prediction helpers shared across layers (private module)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from rce_art._validation import check_inputs
+
+__all__ = ["as_input_tensor", "as_label_tensor", "eval_mode", "least_likely_labels", "like", "predicted_labels"]
 
 
 def as_input_tensor(x: Any, device: torch.device, clip_values: tuple[float, float] | None) -> Tensor:
@@ -43,10 +45,15 @@ def like(x_adv: Tensor | np.ndarray, x: Any, clip_values: tuple[float, float] | 
 
 
 @contextmanager
-def preserved_mode(model: nn.Module) -> Iterator[None]:
-    """Run the block with ``model`` in eval mode and restore its train/eval mode (of every submodule) after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+def eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Run the block with ``models`` in eval mode; restore the train/eval mode of every submodule after.
+
+    Attacks and evaluations must not use batch statistics or update BatchNorm running statistics,
+    whatever mode the caller left the model in.
+    """
+    modes = [(m, m.training) for model in models for m in model.modules()]
+    for model in models:
+        model.eval()
     try:
         yield
     finally:
@@ -55,12 +62,12 @@ def preserved_mode(model: nn.Module) -> Iterator[None]:
 
 
 def predicted_labels(model: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
-    """Argmax predictions of ``model`` on ``x`` (no grad)."""
-    with torch.no_grad():
+    """Argmax predictions of ``model`` on ``x`` (no grad, in eval mode)."""
+    with torch.no_grad(), eval_mode(model):
         return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, x.shape[0], batch_size)])
 
 
 def least_likely_labels(model: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
-    """Argmin predictions (the least-likely class, ILCM's target)."""
-    with torch.no_grad():
+    """Argmin predictions (the least-likely class, ILCM's target), in eval mode."""
+    with torch.no_grad(), eval_mode(model):
         return torch.cat([model(x[i : i + batch_size]).argmin(1) for i in range(0, x.shape[0], batch_size)])

@@ -9,21 +9,24 @@ from art.attacks import EvasionAttack
 from art.estimators.classification.classifier import ClassifierMixin
 from art.estimators.estimator import BaseEstimator
 
+from rce_art._tensors import as_input_tensor
 from rce_art._validation import check_labels
-from rce_art.adapters._common import as_input_tensor, predicted_labels, preserved_mode
 from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult
 
-__all__ = ["CarliniWagnerWBAttack"]
+__all__ = ["CarliniWagnerWBART"]
+
+_DEFAULTS = CarliniWagnerWB().params()
 
 
-class CarliniWagnerWBAttack(EvasionAttack):
+class CarliniWagnerWBART(EvasionAttack):
     """ART form of :class:`~rce_art.attacks.CarliniWagnerWB` (white-box C&W against a K-density detector).
 
     Args:
         estimator: The ART ``PyTorchClassifier`` under attack (ordinary logits).
         detector: A fitted :class:`~rce_art.detectors.KDensityDetector` on that classifier.
-        confidence, binary_search_steps, max_iter, learning_rate, initial_const, abort_early,
-        kernel_per_class, eta, two_phase: As in :class:`~rce_art.attacks.CarliniWagnerWB`.
+        confidence, binary_search_steps, max_iter, learning_rate, initial_const, phase1_const,
+        phase1_search_steps, abort_early, kernel_per_class, eta, two_phase: As in
+        :class:`~rce_art.attacks.CarliniWagnerWB` (same defaults).
         targeted: If true, ``generate``'s ``y`` are target classes.
         batch_size: Examples attacked together.
         verbose: Show a progress bar (examples done, success so far).
@@ -33,8 +36,7 @@ class CarliniWagnerWBAttack(EvasionAttack):
     """
 
     attack_params = EvasionAttack.attack_params + [
-        "detector", "confidence", "binary_search_steps", "max_iter", "learning_rate", "initial_const",
-        "abort_early", "kernel_per_class", "eta", "two_phase", "targeted", "batch_size", "verbose",
+        "detector", *CarliniWagnerWB.PARAMS, "targeted", "batch_size", "verbose",
     ]
     _estimator_requirements = (BaseEstimator, ClassifierMixin)
 
@@ -42,11 +44,13 @@ class CarliniWagnerWBAttack(EvasionAttack):
         self,
         estimator: Any,
         detector: Any,
-        confidence: float = 0.0,
-        binary_search_steps: int = 5,
-        max_iter: int = 200,
-        learning_rate: float = 0.05,
-        initial_const: float = 1e-2,
+        confidence: float = _DEFAULTS["confidence"],
+        binary_search_steps: int = _DEFAULTS["binary_search_steps"],
+        max_iter: int = _DEFAULTS["max_iter"],
+        learning_rate: float = _DEFAULTS["learning_rate"],
+        initial_const: float = _DEFAULTS["initial_const"],
+        phase1_const: float = _DEFAULTS["phase1_const"],
+        phase1_search_steps: int = _DEFAULTS["phase1_search_steps"],
         abort_early: bool = True,
         kernel_per_class: int | None = 100,
         eta: Any = None,
@@ -59,21 +63,22 @@ class CarliniWagnerWBAttack(EvasionAttack):
         self.detector = detector
         self.confidence, self.binary_search_steps, self.max_iter = confidence, binary_search_steps, max_iter
         self.learning_rate, self.initial_const, self.abort_early = learning_rate, initial_const, abort_early
+        self.phase1_const, self.phase1_search_steps = phase1_const, phase1_search_steps
         self.kernel_per_class, self.eta, self.two_phase = kernel_per_class, eta, two_phase
         self._targeted = bool(targeted)
         self.batch_size, self.verbose = batch_size, verbose
         self._check_params()
 
-    def _core(self) -> CarliniWagnerWB:
-        return CarliniWagnerWB(self.confidence, self.binary_search_steps, self.max_iter, self.learning_rate,
-                               self.initial_const, self.abort_early, self.kernel_per_class, self.eta, self.two_phase)
+    def core(self) -> CarliniWagnerWB:
+        """The torch attack with this object's hyper-parameters."""
+        return CarliniWagnerWB(**{k: getattr(self, k) for k in CarliniWagnerWB.PARAMS})
 
     def _check_params(self) -> None:
         super()._check_params()
-        self._core()  # validates the hyper-parameters with clear messages
+        self.core()  # validates the hyper-parameters with clear messages
         if not hasattr(self.detector, "kernels") or not hasattr(self.detector, "logits_and_features"):
             raise TypeError("detector must be a rce_art.KDensityDetector")
-        if self.detector.classifier is not self.estimator and self.detector._view.model is not self.estimator.model:
+        if self.detector.classifier is not self.estimator and self.detector.view.model is not self.estimator.model:
             raise ValueError("the detector must be fitted on the attacked classifier (detector.classifier is another model)")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
@@ -86,18 +91,16 @@ class CarliniWagnerWBAttack(EvasionAttack):
             y: Target classes if ``targeted`` (required), else true labels (default: predictions).
 
         Returns:
-            Adversarial inputs (the input itself where the attack failed), same dtype as ``x``.
+            The returned examples (see :class:`~rce_art.attacks.CarliniWagnerWB`), same dtype as ``x``.
         """
         det = self.detector
         xt = as_input_tensor(x, det.device, det.clip_values)
         if y is None:
             if self.targeted:
                 raise ValueError("a targeted C&W-wb attack needs target labels y")
-            with preserved_mode(det._view.model):
-                labels = predicted_labels(det._view.model, xt)
+            labels = det.extract(xt)[0].argmax(1)
         else:
             labels = check_labels(y, xt.shape[0], det.nb_classes_)
-        with preserved_mode(det._view.model):
-            result = self._core().generate(det, xt, labels, self.targeted, self.batch_size, progress=self.verbose)
+        result = self.core().generate(det, xt, labels, self.targeted, self.batch_size, progress=self.verbose)
         self.last_result_: CWResult = result
         return result.x_adv.cpu().numpy().astype(np.asarray(x).dtype, copy=False)

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from rce_art.adapters._common import as_input_tensor, least_likely_labels, predicted_labels, preserved_mode
-from rce_art.adapters.art import resolve_model
+from rce_art._tensors import as_input_tensor, least_likely_labels, predicted_labels
 from rce_art.attacks.noise import UniformNoise
+from rce_art.models.estimator import Preprocessed, resolve_model
+from rce_art.settings import cw_settings
 
-__all__ = ["AVAILABLE", "BACKENDS", "PAPER_ATTACKS", "PaperAttack", "build_attack", "cw_settings"]
+__all__ = ["AVAILABLE", "BACKENDS", "PAPER_ATTACKS", "PaperAttack", "build_attack"]
 
 PAPER_ATTACKS = ("fgsm", "bim", "ilcm", "jsma", "cw", "cw-hc", "pgd", "rand")
 BACKENDS = ("art", "foolbox", "torchattacks")
@@ -32,13 +33,6 @@ AVAILABLE = {
 _TARGETED = {"ilcm": "least-likely", "jsma": "random"}
 
 
-def cw_settings(paper: bool) -> dict[str, Any]:
-    """C&W settings: the paper's (9 binary-search steps x 10,000 iterations, step 0.01) or quick ones."""
-    if paper:
-        return {"binary_search_steps": 9, "max_iter": 10_000, "learning_rate": 0.01, "initial_const": 1e-3}
-    return {"binary_search_steps": 3, "max_iter": 100, "learning_rate": 0.01, "initial_const": 0.1}
-
-
 @dataclass
 class PaperAttack:
     """An attack of the paper's set, ready to run: ``generate(x)`` crafts from the predicted labels.
@@ -48,7 +42,12 @@ class PaperAttack:
         backend: Toolkit it runs on (``"rce-art"`` for RAND).
         params: The toolkit constructor arguments actually used.
         adapter: The adapter around the toolkit's attack object.
+        model: The attacked computation as one torch module: the estimator's preprocessing, then its model.
+        clip_values: Pixel range.
         targets: ``"least-likely"``, ``"random"`` or ``None`` (untargeted).
+        seed: Seed of random targets and of the toolkit's random start (PGD). Each :meth:`generate` call runs
+            with torch's and numpy's global generators seeded from it and restores their state after, so
+            results are reproducible and the caller's random streams are untouched.
         seconds_per_example: Wall time per example of the last :meth:`generate` call.
     """
 
@@ -68,11 +67,10 @@ class PaperAttack:
             return None
         device = next(self.model.parameters()).device
         xt = as_input_tensor(x, device, self.clip_values)
-        with preserved_mode(self.model):
-            if self.targets == "least-likely":
-                return least_likely_labels(self.model, xt)
-            pred = predicted_labels(self.model, xt)
-            n_classes = int(self.model(xt[:1]).shape[1])
+        if self.targets == "least-likely":
+            return least_likely_labels(self.model, xt)
+        pred = predicted_labels(self.model, xt)
+        n_classes = int(_n_classes(self.model, xt))
         g = torch.Generator().manual_seed(self.seed)
         shift = torch.randint(1, n_classes, (xt.shape[0],), generator=g).to(device)
         return (pred + shift) % n_classes
@@ -80,7 +78,14 @@ class PaperAttack:
     def generate(self, x: Any) -> Any:
         """Adversarial inputs for ``x`` (same type, shape, dtype and device), timed."""
         t0 = time.perf_counter()
-        out = self.adapter.generate(x, self.target_labels(x))
+        state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=_cuda_devices(self.model)):
+                torch.manual_seed(self.seed)
+                np.random.seed(self.seed)  # ART draws random starts from numpy's global generator
+                out = self.adapter.generate(x, self.target_labels(x))
+        finally:
+            np.random.set_state(state)
         self.seconds_per_example = (time.perf_counter() - t0) / max(len(x), 1)
         return out
 
@@ -131,13 +136,14 @@ def build_attack(
     if view.clip_values is None:
         raise ValueError("the classifier needs clip_values; build it with rce_art.make_art_classifier(...)")
     clip = view.clip_values
-    common = dict(name=name, model=view.model, clip_values=clip, targets=_TARGETED.get(name), seed=seed)
+    model = Preprocessed(view) if view.has_preprocessing else view.model
+    common = dict(name=name, model=model, clip_values=clip, targets=_TARGETED.get(name), seed=seed)
     if name == "rand":
         noise = UniformNoise(eps, clip, seed)
         return PaperAttack(backend="rce-art", params={"eps": eps, "seed": seed}, adapter=noise, **common)
     n_features = int(np.prod(view.input_shape)) if view.input_shape else 784
     builder = {"art": _art, "foolbox": _foolbox, "torchattacks": _torchattacks}[backend]
-    params, adapter = builder(name, classifier, view.model, clip, eps, paper, seed, batch_size, n_features, overrides)
+    params, adapter = builder(name, classifier, model, clip, eps, paper, seed, batch_size, n_features, overrides)
     return PaperAttack(backend=backend, params=params, adapter=adapter, **common)
 
 
@@ -162,8 +168,6 @@ def _art(name, classifier, model, clip, eps, paper, seed, batch_size, n_features
     params = {**params, **overrides}
     if name in ("bim", "ilcm", "jsma", "cw", "cw-hc", "pgd"):
         params.setdefault("verbose", False)
-    if name == "pgd":
-        np.random.seed(seed)  # ART draws PGD's random start from numpy's global RNG
     return params, ARTAttack(cls(classifier, **params))
 
 
@@ -185,8 +189,6 @@ def _foolbox(name, classifier, model, clip, eps, paper, seed, batch_size, n_feat
     }
     cls, params, epsilon = table[name]
     params = {**params, **overrides}
-    if name == "pgd":
-        torch.manual_seed(seed)  # Foolbox draws PGD's random start from torch's global RNG
     return params, FoolboxAttack(cls(**params), model, clip, epsilon=epsilon, targeted=name == "ilcm")
 
 
@@ -212,6 +214,15 @@ def _torchattacks(name, classifier, model, clip, eps, paper, seed, batch_size, n
     attack = cls(model, **params)
     if name in _TARGETED:
         attack.set_mode_targeted_by_label(quiet=True)
-    if name == "pgd":
-        torch.manual_seed(seed)
     return params, TorchattacksAttack(attack, clip)
+
+
+def _n_classes(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Number of classes of ``model`` (width of its logits on one input)."""
+    with torch.no_grad():
+        return int(model(x[:1]).shape[1])
+
+
+def _cuda_devices(model: torch.nn.Module) -> list[int]:
+    p = next(model.parameters(), None)
+    return [p.device.index or 0] if p is not None and p.device.type == "cuda" else []

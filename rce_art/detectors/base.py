@@ -1,0 +1,312 @@
+"""The contract every rce-art detector shares, in ART's ``EvasionDetector`` form.
+
+A detector scores inputs with ONE direction for the whole family: **higher = more normal**.
+``detect`` flags scores below ``threshold_``, calibrated on held-out clean data so that a
+fraction ``fpr`` of clean inputs is flagged. Subclasses say how features become scores
+(:meth:`ScoreDetector.score_features`) and what ``fit`` learns; this base gives them input
+validation, feature extraction in eval mode through the estimator's preprocessing, a
+differentiable :meth:`ScoreDetector.score_tensor` for adaptive attacks, calibration,
+``predict_or_reject``, coherent ``set_params`` and persistence without pickle.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from art.defences.detector.evasion import EvasionDetector
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from rce_art._tensors import eval_mode
+from rce_art._validation import check_inputs, to_numpy
+from rce_art.detectors.calibration import calibrate_threshold
+from rce_art.detectors.persistence import load_state, save_state
+from rce_art.exceptions import NotFittedError
+from rce_art.models.estimator import TorchView, resolve_model
+from rce_art.models.features import as_feature_model
+
+__all__ = ["ScoreDetector"]
+
+
+class ScoreDetector(EvasionDetector):
+    """Base class: a detector that scores inputs (higher = more normal) and flags low scores.
+
+    Subclasses set ``defence_params`` (the constructor's arguments, ``classifier`` first),
+    ``fit_params`` (those whose change invalidates a fit), ``format_tag`` and ``report_key``, and
+    implement ``fit``, :meth:`score_features`, ``_fitted_state`` and ``_restore_state``.
+
+    Attributes:
+        threshold_ (float): Scores below it are flagged adversarial.
+        calibration_scores_ (Tensor): Sorted clean scores the threshold was calibrated on (float64);
+            ``set_params(fpr=...)`` recalibrates from them.
+        fit_params_ (dict): The parameters (all but ``classifier``) in force at ``fit`` / ``calibrate``;
+            what :meth:`save` writes.
+        provenance_ (dict): What the detector was fitted and calibrated on (sizes, sources).
+    """
+
+    defence_params: ClassVar[list[str]] = ["classifier", "layer", "fpr", "batch_size", "verbose"]
+    fit_params: ClassVar[tuple[str, ...]] = ("classifier", "layer")
+    format_tag: ClassVar[str] = "rce_art.ScoreDetector/1"
+    report_key: ClassVar[str] = "score"
+
+    def __init__(self, classifier: Any, layer: str | None = None, fpr: float = 0.05, batch_size: int = 256,
+                 verbose: bool = False) -> None:
+        super().__init__()
+        self.classifier, self.layer, self.fpr, self.batch_size, self.verbose = classifier, layer, fpr, batch_size, verbose
+
+    def _check_params(self) -> None:
+        if not 0.0 <= float(self.fpr) < 1.0:
+            raise ValueError(f"fpr must be in [0, 1), got {self.fpr}")
+        if isinstance(self.batch_size, bool) or int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+
+    def _bind(self) -> None:
+        """(Re)build the torch view of ``classifier`` and the feature model on ``layer``."""
+        self._view = resolve_model(self.classifier)
+        self._model = as_feature_model(self._view.model, self.layer)
+
+    # ------------------------------------------------------------- the model
+    @property
+    def view(self) -> TorchView:
+        """The :class:`~rce_art.models.TorchView` of the classifier (model, device, clip values, preprocessing)."""
+        return self._view
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch module (ordinary logits and features, on preprocessed inputs) the detector reads."""
+        return self._model
+
+    @property
+    def clip_values(self) -> tuple[float, float] | None:
+        """Pixel range of the classifier's inputs (``None`` for a bare module)."""
+        return self._view.clip_values
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the classifier (and of the fitted tensors)."""
+        return self._view.device
+
+    def _check_x(self, x: Any, name: str = "x") -> None:
+        check_inputs(x, name=name, input_shape=self._view.input_shape, clip_values=self._view.clip_values)
+
+    def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Differentiable ``(logits (N, L), features (N, D))`` of a raw input batch, one forward pass, no checks.
+
+        The estimator's preprocessing is applied first, as ART's ``predict`` does. The model stays in
+        its current mode: callers (attacks) wrap their loop in eval mode.
+        """
+        return self._model.logits_and_features(self._view.preprocess(x.to(self._view.device)))
+
+    @torch.no_grad()
+    def extract(self, x: Any, batch_size: int | None = None) -> tuple[Tensor, Tensor]:
+        """Logits ``(N, L)`` and final hidden features ``(N, D)`` of inputs, in eval mode (mode restored).
+
+        Raises:
+            TypeError, ValueError: On invalid input (see :meth:`detect`).
+        """
+        self._check_x(x)
+        bs = int(batch_size or self.batch_size)
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        with eval_mode(self._model):
+            parts = [self.logits_and_features(xt[i : i + bs])
+                     for i in tqdm(range(0, xt.shape[0], bs), desc="features", disable=not self.verbose, leave=False)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def check_reverse_network(self, logits: Tensor, y: Tensor) -> None:
+        """Raise if the classifier looks like a raw RCE network (reverse predictions) on labelled data.
+
+        Raises:
+            ValueError: If its accuracy is below chance while its *argmin* is right on most inputs.
+        """
+        acc = float((logits.argmax(1).cpu() == y.cpu()).float().mean())
+        rev = float((logits.argmin(1).cpu() == y.cpu()).float().mean())
+        if acc < 1.0 / logits.shape[1] and rev > 0.5:
+            raise ValueError(
+                f"the classifier's accuracy on the fit labels is {acc:.1%} (below chance) while its argmin is right "
+                f"on {rev:.1%}: it looks like a raw RCE-trained network, whose logits are reversed. Wrap it in "
+                "rce_art.ReverseLogits(net) or use RCETrainer(...).get_classifier(), so that inputs are scored "
+                "under their predicted class"
+            )
+
+    # ---------------------------------------------------------------- scoring
+    def score_features(self, logits: Tensor, features: Tensor) -> Tensor:
+        """Differentiable score ``(N,)`` from logits and features (higher = more normal)."""
+        raise NotImplementedError
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether ``fit`` (or ``load``) has run and nothing has invalidated it since."""
+        return hasattr(self, "threshold_")
+
+    def check_fitted(self) -> None:
+        """Raise :class:`~rce_art.NotFittedError` before ``fit``."""
+        if not self.is_fitted:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(x_train, y_train) first")
+
+    def score_tensor(self, x: Tensor) -> Tensor:
+        """Differentiable score ``(N,)`` of a tensor batch, for adaptive attacks (model kept in its mode).
+
+        Raises:
+            NotFittedError: Before ``fit``.
+            TypeError: If ``x`` is not a tensor.
+        """
+        self.check_fitted()
+        if not isinstance(x, Tensor):
+            raise TypeError(f"score_tensor takes a torch tensor (for gradients); got {type(x).__name__}, use score()")
+        self._check_x(x)
+        return self.score_features(*self.logits_and_features(x))
+
+    def _scores_and_predictions(self, x: Any, batch_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+        self.check_fitted()
+        logits, feats = self.extract(x, batch_size)
+        with torch.no_grad():
+            scores = self.score_features(logits, feats)
+        return to_numpy(scores).astype(np.float64), to_numpy(logits.argmax(1))
+
+    def score(self, x: Any, batch_size: int | None = None) -> np.ndarray:
+        """Scores ``(N,)`` float64 (higher = more normal), in eval mode."""
+        return self._scores_and_predictions(x, batch_size)[0]
+
+    def calibrate(self, x: Any, fpr: float | None = None, batch_size: int | None = None) -> ScoreDetector:
+        """Set ``threshold_`` so that a fraction ``fpr`` (default: ``self.fpr``) of clean ``x`` is flagged.
+
+        Use held-out clean data the model was not trained on for an honest false-positive rate.
+        Passing ``fpr`` also sets ``self.fpr``, so parameters and threshold never disagree.
+
+        Returns:
+            ``self``.
+        """
+        if fpr is not None:
+            if not 0.0 <= float(fpr) < 1.0:
+                raise ValueError(f"fpr must be in [0, 1), got {fpr}")
+            self.fpr = float(fpr)
+        scores = self.score(x, batch_size)
+        self.calibration_scores_ = torch.as_tensor(np.sort(scores), dtype=torch.float64)
+        self.threshold_ = calibrate_threshold(scores, self.fpr)
+        self.fit_params_ = self._current_params()
+        self.provenance_ = {**getattr(self, "provenance_", {}), "n_calibration": int(scores.size)}
+        return self
+
+    def detect(self, x: Any, batch_size: int | None = None, **kwargs: Any) -> tuple[dict, np.ndarray]:
+        """Flag inputs whose score is below ``threshold_``.
+
+        Args:
+            x: Inputs ``(N, *input_shape)`` (numpy or tensor, finite, in the pixel range).
+            batch_size: Feature-extraction batch size.
+
+        Returns:
+            ``(report, is_adversarial)``: ``report`` has the scores ``(N,)`` under ``report_key``,
+            ``"predicted_class"`` ``(N,)`` and ``"threshold"``; ``is_adversarial`` is a boolean ``(N,)`` array.
+
+        Raises:
+            NotFittedError: Before ``fit``.
+            TypeError: If ``x`` is not a floating array or tensor, or on an unknown keyword argument.
+            ValueError: On an empty batch, NaN/inf, a wrong shape or out-of-range pixels.
+        """
+        if kwargs:
+            raise TypeError(f"detect got unexpected keyword arguments {sorted(kwargs)}; it accepts x and batch_size")
+        scores, pred = self._scores_and_predictions(x, batch_size)
+        report = {self.report_key: scores, "predicted_class": pred, "threshold": self.threshold_}
+        return report, scores < self.threshold_
+
+    def predict_or_reject(self, x: Any, batch_size: int | None = None) -> np.ndarray:
+        """Predicted labels, with ``-1`` ("NOT SURE", Pang et al. Section 3.3) for flagged inputs."""
+        report, flagged = self.detect(x, batch_size)
+        return np.where(flagged, -1, report["predicted_class"])
+
+    # ----------------------------------------------------------- parameters
+    def _current_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.defence_params if k != "classifier"}
+
+    def set_params(self, **kwargs: Any) -> None:
+        """Set constructor parameters, keeping the detector coherent (ART's ``set_params``).
+
+        Changing ``classifier`` or ``layer`` rebinds the model; changing any of ``fit_params`` after
+        ``fit`` discards the fitted state (with a warning: call ``fit`` again); changing ``fpr`` after
+        ``fit`` recalibrates the threshold from the stored clean calibration scores.
+
+        Raises:
+            ValueError: On an unknown parameter or an invalid value (nothing is changed then).
+        """
+        unknown = set(kwargs) - set(self.defence_params)
+        if unknown:
+            raise ValueError(f"unknown parameters {sorted(unknown)}; {type(self).__name__} has {self.defence_params}")
+        old = {k: getattr(self, k) for k in kwargs}
+        for k, v in kwargs.items():
+            setattr(self, k, v)
+        try:
+            self._check_params()
+            if "classifier" in kwargs or "layer" in kwargs:
+                self._bind()
+        except Exception:
+            for k, v in old.items():
+                setattr(self, k, v)
+            raise
+        changed = [k for k in kwargs if old[k] is not kwargs[k] and not _equal(old[k], kwargs[k])]
+        if not self.is_fitted:
+            return
+        if any(k in self.fit_params for k in changed):
+            self._clear_fitted()
+            warnings.warn(f"{type(self).__name__}: {sorted(set(changed) & set(self.fit_params))} changed after fit; "
+                          "the fitted state was discarded, call fit again", stacklevel=2)
+        elif "fpr" in changed:
+            self.threshold_ = calibrate_threshold(self.calibration_scores_.numpy(), float(self.fpr))
+            self.fit_params_ = self._current_params()
+        elif changed:
+            self.fit_params_ = self._current_params()
+
+    def _clear_fitted(self) -> None:
+        for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, k)
+
+    # ----------------------------------------------------------- persistence
+    def _fitted_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """JSON scalars and tensors of the fitted state (subclasses extend)."""
+        return {"threshold_": self.threshold_}, {"calibration_scores_": self.calibration_scores_}
+
+    def _restore_state(self, meta: dict[str, Any], tensors: dict[str, Tensor]) -> None:
+        self.threshold_ = float(meta["threshold_"])
+        self.calibration_scores_ = tensors["calibration_scores_"]
+
+    def save(self, path: str | Path) -> None:
+        """Save the fitted state as safetensors (tensors) with JSON metadata; never pickled.
+
+        The parameters written are those in force when the detector was fitted / calibrated
+        (``fit_params_``), with what it was fitted and calibrated on (``provenance_``).
+
+        Raises:
+            NotFittedError: Before ``fit``.
+        """
+        self.check_fitted()
+        meta, tensors = self._fitted_state()
+        save_state(path, self.format_tag, {"params": self.fit_params_, "fitted": meta,
+                                           "provenance": getattr(self, "provenance_", {})}, tensors)
+
+    @classmethod
+    def load(cls, path: str | Path, classifier: Any) -> ScoreDetector:
+        """Load a detector saved by :meth:`save` and attach it to ``classifier`` (the model it was fitted on).
+
+        Raises:
+            FileNotFoundError: If ``path`` does not exist.
+            ValueError: If the file is not a detector of this class.
+        """
+        meta, tensors = load_state(path, cls.format_tag)
+        det = cls(classifier, **meta["params"])
+        det._restore_state(meta["fitted"], tensors)
+        det.fit_params_ = det._current_params()
+        det.provenance_ = meta.get("provenance", {})
+        return det
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._current_params().items())})"
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # arrays, modules: compared by identity only
+        return False

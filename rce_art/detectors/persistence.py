@@ -1,0 +1,52 @@
+"""Saving and loading fitted detectors: tensors as safetensors, everything else as JSON metadata.
+
+Nothing is ever unpickled: a file holds named tensors and one JSON string under the key
+``"rce_art"`` with the detector's format tag, constructor parameters and fitted scalars.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+__all__ = ["load_state", "save_state"]
+
+
+def save_state(path: str | Path, format_tag: str, meta: dict[str, Any], tensors: dict[str, Tensor]) -> None:
+    """Write ``tensors`` and ``meta`` (JSON-serialisable, with ``format_tag``) to ``path``.
+
+    Raises:
+        TypeError: If ``meta`` is not JSON-serialisable.
+    """
+    from safetensors.torch import save_file
+
+    try:
+        meta_json = json.dumps({"format": format_tag, **meta})
+    except TypeError as e:
+        raise TypeError(f"detector metadata must be JSON-serialisable: {e}") from None
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path), metadata={"rce_art": meta_json})
+
+
+def load_state(path: str | Path, format_tag: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Read ``(meta, tensors)`` written by :func:`save_state` with the same ``format_tag``.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file is not an rce-art detector file of that format.
+    """
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no detector file at {path}")
+    with safe_open(str(path), framework="pt") as f:
+        meta_raw = (f.metadata() or {}).get("rce_art")
+        if meta_raw is None:
+            raise ValueError(f"{path} is not a file written by an rce-art detector's save()")
+        meta = json.loads(meta_raw)
+        if meta.get("format") != format_tag:
+            raise ValueError(f"{path} has format {meta.get('format')!r}, expected {format_tag!r}")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    return meta, tensors

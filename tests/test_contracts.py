@@ -1,0 +1,181 @@
+"""The shared promises, checked for every detector, trainer and attack that rce_art exports.
+
+A new component joins by being exported from ``rce_art``: ``test_every_export_is_covered`` fails until
+it has a factory below.
+"""
+
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import rce_art as ra
+from rce_art.detectors import ScoreDetector
+from rce_art.training import TorchTrainer
+
+
+def _exported(base):
+    return {n: getattr(ra, n) for n in ra.__all__ if inspect.isclass(getattr(ra, n, None)) and issubclass(getattr(ra, n), base)}
+
+
+# ------------------------------------------------------------------------------------------- detectors
+DETECTORS = {"KDensityDetector": lambda clf: ra.KDensityDetector(clf, n_per_class=40, seed=0)}
+
+
+@pytest.fixture(scope="module")
+def clf(digits, ce_trainer):
+    return ce_trainer.get_classifier()
+
+
+@pytest.fixture(scope="module", params=sorted(DETECTORS))
+def fitted(request, digits, clf):
+    return DETECTORS[request.param](clf).fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:200])
+
+
+def test_every_export_is_covered():
+    assert set(_exported(ScoreDetector)) - {"ScoreDetector"} <= set(DETECTORS)
+    assert set(_exported(TorchTrainer)) - {"TorchTrainer"} <= set(TRAINERS)
+    attacks = {n for n in ra.__all__ if n.startswith("CarliniWagnerWB")} | {"UniformNoise"}
+    assert attacks <= set(ATTACKS)
+
+
+def test_detector_bad_inputs_give_clear_errors(fitted, digits):
+    x = digits.x_test[:4].copy()
+    for bad, exc, match in ((np.zeros((0, 1, 8, 8), np.float32), ValueError, "empty batch"),
+                            (x.astype(np.int64), TypeError, "floating dtype"),
+                            (x[:, 0], ValueError, "per-example shape"),
+                            (np.full_like(x, 3.0), ValueError, "outside clip_values"),
+                            (np.where(x > 0, np.nan, x), ValueError, "NaN or infinite")):
+        with pytest.raises(exc, match=match):
+            fitted.detect(bad)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        fitted.detect(x, foo=1)
+    with pytest.raises(ra.NotFittedError):
+        type(fitted)(fitted.classifier).detect(x)
+
+
+def test_detector_save_load_is_bit_exact(fitted, digits, clf, tmp_path):
+    fitted.save(tmp_path / "d.safetensors")
+    loaded = type(fitted).load(tmp_path / "d.safetensors", clf)
+    np.testing.assert_array_equal(loaded.score(digits.x_test), fitted.score(digits.x_test))
+    assert loaded.threshold_ == fitted.threshold_ and loaded.get_params().keys() == fitted.get_params().keys()
+    assert loaded.provenance_ == fitted.provenance_ and loaded.provenance_["n_calibration"] == 200
+
+
+def test_detector_set_params_keeps_it_coherent(digits, clf, ce_trainer, tmp_path):
+    for name, make in DETECTORS.items():
+        det = make(clf).fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:200])
+        t5 = det.threshold_
+        det.set_params(fpr=0.2)  # recalibrated from the stored clean scores
+        assert det.threshold_ > t5 and abs(det.detect(digits.x_test[:200])[1].mean() - 0.2) <= 1 / 200
+        det.save(tmp_path / "a.safetensors")
+        assert type(det).load(tmp_path / "a.safetensors", clf).fpr == 0.2
+        with pytest.raises(ValueError, match="fpr"):
+            det.set_params(fpr=2.0)
+        assert det.fpr == 0.2  # nothing changed by a rejected value
+        with pytest.raises(ValueError, match="unknown parameters"):
+            det.set_params(nonsense=1)
+        other = ra.make_art_classifier(ce_trainer.get_model(), digits.input_shape, 10, digits.clip_values)
+        with pytest.warns(UserWarning, match="call fit again"):
+            det.set_params(classifier=other)  # the model view is rebuilt and the old fit discarded
+        assert det.view.estimator is other and not det.is_fitted
+        with pytest.raises(ra.NotFittedError):
+            det.save(tmp_path / "b.safetensors")
+
+
+def test_detector_restores_model_mode_and_has_finite_gradients(fitted, digits):
+    model = fitted.model
+    model.train()
+    try:
+        fitted.score(digits.x_test[:8])
+        assert all(m.training for m in model.modules())
+    finally:
+        model.eval()
+    x = torch.tensor(digits.x_test[:8], requires_grad=True)
+    fitted.score_tensor(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+# -------------------------------------------------------------------------------------------- trainers
+TRAINERS = {
+    "CETrainer": lambda clf: ra.CETrainer(clf, epochs=3, batch_size=32, progress=False),
+    "RCETrainer": lambda clf: ra.RCETrainer(clf, epochs=3, batch_size=32, progress=False),
+    "PDMTrainer": lambda clf: ra.PDMTrainer(clf, epochs=3, batch_size=32, progress=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRAINERS))
+def test_trainer_contract(name, digits):
+    from art.defences.trainer import Trainer
+    from art.estimators.classification import PyTorchClassifier
+
+    torch.manual_seed(0)
+    clf = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values)
+    trainer = TRAINERS[name](clf)
+    assert isinstance(trainer, Trainer)
+    with pytest.raises(ValueError, match="outside clip_values"):
+        trainer.fit(np.full((4, 1, 8, 8), 2.0, np.float32), np.arange(4))
+    with pytest.raises(ValueError, match="labels outside"):
+        trainer.fit(digits.x_train[:8], np.full(8, 12))
+    torch.manual_seed(5)
+    before = torch.rand(3)
+    torch.manual_seed(5)
+    trainer.fit(digits.x_train[:512], digits.y_train[:512])
+    assert torch.equal(torch.rand(3), before)  # global RNG untouched
+    out = trainer.get_classifier()
+    assert isinstance(out, PyTorchClassifier) and trainer.classifier is out
+    acc = (out.predict(digits.x_test).argmax(1) == digits.y_test).mean()
+    assert acc > 0.3  # ordinary predictions (a reversed classifier would be far below chance)
+
+
+# --------------------------------------------------------------------------------------------- attacks
+def _cw(det, clf):
+    return ra.CarliniWagnerWB(max_iter=10, binary_search_steps=1, phase1_search_steps=1)
+
+
+def _run_cw(attack, det, x, y):
+    return attack.generate(det, torch.as_tensor(x), torch.as_tensor(y)).x_adv.numpy()
+
+
+ATTACKS = {
+    "CarliniWagnerWB": (_cw, _run_cw),
+    "CarliniWagnerWBART": (
+        lambda det, clf: ra.CarliniWagnerWBART(clf, det, max_iter=10, binary_search_steps=1, phase1_search_steps=1,
+                                               verbose=False),
+        lambda attack, det, x, y: attack.generate(x, y)),
+    "CarliniWagnerWBTorchattacks": (
+        lambda det, clf: ra.CarliniWagnerWBTorchattacks(det.model, det, max_iter=10, binary_search_steps=1,
+                                                        phase1_search_steps=1),
+        lambda attack, det, x, y: attack(torch.as_tensor(x), torch.as_tensor(y)).numpy()),
+    "UniformNoise": (lambda det, clf: ra.UniformNoise(0.1, (-0.5, 0.5), seed=0),
+                     lambda attack, det, x, y: attack.generate(x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_contract(name, digits, clf):
+    if name.endswith("Torchattacks"):
+        pytest.importorskip("torchattacks")
+    det = ra.KDensityDetector(clf, n_per_class=40).fit(digits.x_train, digits.y_train)
+    make, run = ATTACKS[name]
+    attack = make(det, clf)
+    x, y = digits.x_test[:6].copy(), digits.y_test[:6]
+    x_before = x.copy()
+    model = det.model
+    model.train()
+    torch.manual_seed(9)
+    before = torch.rand(2)
+    torch.manual_seed(9)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = run(attack, det, x, y)
+        assert all(m.training for m in model.modules())  # mode restored
+    finally:
+        model.eval()
+    assert torch.equal(torch.rand(2), before)  # no global reseeding
+    np.testing.assert_array_equal(x, x_before)
+    assert out.shape == x.shape and np.isfinite(out).all()
+    assert out.min() >= -0.5 and out.max() <= 0.5  # within clip values
