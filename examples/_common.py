@@ -134,12 +134,14 @@ def accuracy(classifier: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def build_paper_attack(name: str, classifier: Any, args: argparse.Namespace, eps: float) -> Any:
-    """``rce_art.attacks.build_attack`` with the script's backend choice (``auto``: Foolbox for C&W, else ART)."""
+    """``rce_art.build_attack`` with the script's backend choice (``auto``: Foolbox for C&W when installed, else ART)."""
+    import importlib.util
+
     from rce_art.adapters import AVAILABLE, build_attack
 
     backend = args.backend
     if backend == "auto":
-        backend = "foolbox" if name in ("cw", "cw-hc") else "art"
+        backend = "foolbox" if name in ("cw", "cw-hc") and importlib.util.find_spec("foolbox") else "art"
     if name not in AVAILABLE[backend]:
         print(f"note: {name} is not available on {backend}; using ART's")
         backend = "art"

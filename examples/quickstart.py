@@ -21,12 +21,13 @@ import torch
 from art.attacks.evasion import BasicIterativeMethod, FastGradientMethod
 
 import rce_art as ra
+from rce_art.settings import SGD
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=20, help="training epochs per model (default 20)")
-    p.add_argument("--lr", type=float, default=0.1, help="base learning rate (paper: 0.1)")
+    p.add_argument("--lr", type=float, default=SGD["lr"], help="base learning rate (paper: 0.1)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--eps", type=float, default=0.2, help="L-inf budget on the [-0.5, 0.5] pixel scale (default 0.2)")
     p.add_argument("--n-examples", type=int, default=None, help="test inputs to attack (default: all 540)")

@@ -28,8 +28,14 @@ import rce_art as ra
 from rce_art.attacks import CarliniWagnerWB
 from rce_art.evaluation.paper_values import (
     PDM_TABLE1_ACCURACY as PAPER_T1,
+)
+from rce_art.evaluation.paper_values import (
     PDM_TABLE2_AUC as PAPER_T2,
+)
+from rce_art.evaluation.paper_values import (
     PDM_TABLE3_DISTORTION as PAPER_T3,
+)
+from rce_art.evaluation.paper_values import (
     PDM_TABLE4_AUC as PAPER_T4,
 )
 

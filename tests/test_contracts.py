@@ -17,7 +17,8 @@ from rce_art.training import TorchTrainer
 
 
 def _exported(base):
-    return {n: getattr(ra, n) for n in ra.__all__ if inspect.isclass(getattr(ra, n, None)) and issubclass(getattr(ra, n), base)}
+    classes = {n: getattr(ra, n) for n in ra.__all__ if inspect.isclass(getattr(ra, n, None))}
+    return {n: c for n, c in classes.items() if issubclass(c, base)}
 
 
 # ------------------------------------------------------------------------------------------- detectors

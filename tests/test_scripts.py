@@ -79,3 +79,10 @@ def test_table3_and_table4_smoke(out, capsys):
     assert "sanity checks" in capsys.readouterr().out
     rows = _load("reproduce_table4").main([*TINY, "--n-examples", "8", "--max-iter", "20", "--out", str(tmp_path)])
     assert {(r["substitute"], r["target"]) for r in rows} == {(s, t) for s in ("CE", "RCE") for t in ("CE", "RCE")}
+
+
+def test_confidence_ties_smoke(out, capsys):
+    records = _load("confidence_ties").main([*TINY, "--n-examples", "16", "--out", str(out)])
+    assert {(r["objective"], r["attack"]) for r in records} == {(o, a) for o in ("CE", "RCE") for a in ("bim", "cw-hc")}
+    assert all(0 <= r["tied_at_1.0"] <= 1 for r in records)
+    assert "auc_log_odds (0.2)" in capsys.readouterr().out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rce_art._tensors import as_input_tensor, as_label_tensor, like, eval_mode
+from rce_art._tensors import as_input_tensor, as_label_tensor, eval_mode, like
 
 __all__ = ["ARTAttack"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from rce_art._tensors import as_input_tensor, as_label_tensor, like, predicted_labels, eval_mode
+from rce_art._tensors import as_input_tensor, as_label_tensor, eval_mode, like, predicted_labels
 
 __all__ = ["FoolboxAttack"]
 

@@ -181,7 +181,7 @@ class CarliniWagnerWB:
 
     # ----------------------------------------------------------------- detector
     def attacker_kernels(self, detector: Any) -> list[Tensor]:
-        """Per-class kernel the attacker uses: the first ``kernel_per_class`` of the detector's (randomly sampled) points."""
+        """Per-class kernel the attacker uses: the first ``kernel_per_class`` of the detector's (sampled) points."""
         return [k if self.kernel_per_class is None else k[: self.kernel_per_class] for k in detector.kernels()]
 
     def etas(self, detector: Any, kernels: list[Tensor]) -> Tensor:
@@ -320,13 +320,13 @@ class CarliniWagnerWB:
     @staticmethod
     def _keep(s: _Search, xa: Tensor, l2sq: Tensor, ok: Tensor, goal: Tensor, f2: Tensor | None) -> None:
         better = ok & (l2sq < s.best_l2)
-        s.best_l2 = torch.where(better, l2sq, s.best_l2)
-        s.best = torch.where(_rows(better, xa), xa, s.best)
+        s.best_l2[better] = l2sq[better]
+        s.best[better] = xa[better]
         if f2 is not None:
             fb = goal & ((f2 < s.fallback_f2) | ((f2 == s.fallback_f2) & (l2sq < s.fallback_l2)))
-            s.fallback_f2 = torch.where(fb, f2, s.fallback_f2)
-            s.fallback_l2 = torch.where(fb, l2sq, s.fallback_l2)
-            s.fallback = torch.where(_rows(fb, xa), xa, s.fallback)
+            s.fallback_f2[fb] = f2[fb]
+            s.fallback_l2[fb] = l2sq[fb]
+            s.fallback[fb] = xa[fb]
 
 
 def _rows(mask: Tensor, like: Tensor) -> Tensor:

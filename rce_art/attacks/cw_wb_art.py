@@ -65,7 +65,7 @@ class CarliniWagnerWBART(EvasionAttack):
         self.learning_rate, self.initial_const, self.abort_early = learning_rate, initial_const, abort_early
         self.phase1_const, self.phase1_search_steps = phase1_const, phase1_search_steps
         self.kernel_per_class, self.eta, self.two_phase = kernel_per_class, eta, two_phase
-        self._targeted = bool(targeted)
+        self.targeted = bool(targeted)
         self.batch_size, self.verbose = batch_size, verbose
         self._check_params()
 
@@ -78,7 +78,8 @@ class CarliniWagnerWBART(EvasionAttack):
         self.core()  # validates the hyper-parameters with clear messages
         if not hasattr(self.detector, "kernels") or not hasattr(self.detector, "logits_and_features"):
             raise TypeError("detector must be a rce_art.KDensityDetector")
-        if self.detector.classifier is not self.estimator and self.detector.view.model is not self.estimator.model:
+        det = self.detector
+        if det.classifier is not self.estimator and det.view.model is not self.estimator.model:
             raise ValueError("the detector must be fitted on the attacked classifier (detector.classifier is another model)")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")

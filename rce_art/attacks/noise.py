@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from rce_art._validation import check_positive
 from rce_art._tensors import as_input_tensor, like
+from rce_art._validation import check_positive
 
 __all__ = ["UniformNoise"]
 

@@ -56,7 +56,8 @@ class ScoreDetector(EvasionDetector):
     def __init__(self, classifier: Any, layer: str | None = None, fpr: float = 0.05, batch_size: int = 256,
                  verbose: bool = False) -> None:
         super().__init__()
-        self.classifier, self.layer, self.fpr, self.batch_size, self.verbose = classifier, layer, fpr, batch_size, verbose
+        self.classifier, self.layer, self.fpr = classifier, layer, fpr
+        self.batch_size, self.verbose = batch_size, verbose
 
     def _check_params(self) -> None:
         if not 0.0 <= float(self.fpr) < 1.0:
@@ -253,7 +254,7 @@ class ScoreDetector(EvasionDetector):
             self._clear_fitted()
             warnings.warn(f"{type(self).__name__}: {sorted(set(changed) & set(self.fit_params))} changed after fit; "
                           "the fitted state was discarded, call fit again", stacklevel=2)
-        elif "fpr" in changed:
+        elif "fpr" in changed and self.calibration_scores_.numel() > 0:
             self.threshold_ = calibrate_threshold(self.calibration_scores_.numpy(), float(self.fpr))
             self.fit_params_ = self._current_params()
         elif changed:

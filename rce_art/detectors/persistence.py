@@ -27,7 +27,8 @@ def save_state(path: str | Path, format_tag: str, meta: dict[str, Any], tensors:
         meta_json = json.dumps({"format": format_tag, **meta})
     except TypeError as e:
         raise TypeError(f"detector metadata must be JSON-serialisable: {e}") from None
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path), metadata={"rce_art": meta_json})
+    plain = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    save_file(plain, str(path), metadata={"rce_art": meta_json})
 
 
 def load_state(path: str | Path, format_tag: str) -> tuple[dict[str, Any], dict[str, Tensor]]:

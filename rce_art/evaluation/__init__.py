@@ -9,8 +9,8 @@ from rce_art.evaluation.protocol import (
     metric_scores,
     tpr_at_fpr,
 )
-from rce_art.evaluation.sanity import cw_wb_sanity
 from rce_art.evaluation.report import markdown_table, write_records
+from rce_art.evaluation.sanity import cw_wb_sanity
 
 __all__ = [
     "METRICS",

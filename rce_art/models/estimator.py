@@ -78,7 +78,8 @@ def with_model(classifier: Any, model: nn.Module) -> Any:
 
 def _is_identity_standardisation(op: Any) -> bool:
     mean, std = getattr(op, "mean", None), getattr(op, "std", None)
-    if mean is None or std is None or type(op).__name__ not in ("StandardisationMeanStd", "StandardisationMeanStdPyTorch"):
+    kinds = ("StandardisationMeanStd", "StandardisationMeanStdPyTorch")
+    if mean is None or std is None or type(op).__name__ not in kinds:
         return False
     return bool(np.all(np.asarray(mean) == 0) and np.all(np.asarray(std) == 1))
 
@@ -93,7 +94,8 @@ def _apply_op(op: Any, x: Tensor) -> Tensor:
         return op.forward(x, None)[0]
     if isinstance(op, StandardisationMeanStd):
         mean, std = broadcastable_mean_std(x, np.asarray(op.mean), np.asarray(op.std))
-        return (x - torch.as_tensor(mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(std, dtype=x.dtype, device=x.device)
+        mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
+        return (x - mean_t) / torch.as_tensor(std, dtype=x.dtype, device=x.device)
     raise ValueError(
         f"the ART classifier's preprocessing step {type(op).__name__} is not PyTorch-native; rce-art trains, "
         "detects and attacks through the estimator's preprocessing and needs it differentiable in torch "
@@ -143,7 +145,8 @@ class TorchView:
         """Whether :meth:`preprocess` changes inputs (an estimator with non-identity preprocessing)."""
         if self.estimator is None:
             return False
-        return any(op.apply_predict and not _is_identity_standardisation(op) for op in self.estimator.preprocessing_operations)
+        ops = self.estimator.preprocessing_operations
+        return any(op.apply_predict and not _is_identity_standardisation(op) for op in ops)
 
 
 class Preprocessed(nn.Module):

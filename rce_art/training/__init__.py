@@ -4,4 +4,13 @@ from rce_art.training.loop import TrainHistory, piecewise_lr, train_model
 from rce_art.training.pdm import PartnerSampler, PDMTrainer
 from rce_art.training.trainers import CETrainer, RCETrainer, TorchTrainer
 
-__all__ = ["CETrainer", "PDMTrainer", "PartnerSampler", "RCETrainer", "TorchTrainer", "TrainHistory", "piecewise_lr", "train_model"]
+__all__ = [
+    "CETrainer",
+    "PDMTrainer",
+    "PartnerSampler",
+    "RCETrainer",
+    "TorchTrainer",
+    "TrainHistory",
+    "piecewise_lr",
+    "train_model",
+]

@@ -165,7 +165,8 @@ class TorchTrainer(Trainer):
 
     @property
     def classifier(self) -> Any:
-        """The classifier with ordinary predictions: :meth:`get_classifier` where it can be built, else :meth:`get_model`."""
+        """The classifier with ordinary predictions: :meth:`get_classifier` where it can be built, else
+        :meth:`get_model` (ART's ``Trainer.classifier``, which rce-art 0.1 left as the raw network)."""
         try:
             return self.get_classifier()
         except ValueError:
