@@ -64,17 +64,21 @@ def load_data(args: argparse.Namespace) -> ra.Dataset:
     return ra.load_dataset(args.dataset, data_dir=args.data_dir, pixel_range="paper", seed=args.seed)
 
 
-def build_net(model: str, data: ra.Dataset) -> torch.nn.Module:
-    """A fresh network for ``--model`` on ``data``."""
+def build_net(model: str, data: ra.Dataset, dropout: float = 0.0) -> torch.nn.Module:
+    """A fresh network for ``--model`` on ``data`` (``dropout`` before the output layer: small CNN only)."""
     c = data.input_shape[0]
     if model == "small":
         # width 16 on 28x28 / 32x32 inputs keeps 1,000-example C&W runs within minutes on 2 CPU cores
-        return ra.SmallCNN(in_channels=c, num_classes=data.nb_classes, width=32 if data.input_shape[-1] < 16 else 16)
+        return ra.SmallCNN(in_channels=c, num_classes=data.nb_classes, width=32 if data.input_shape[-1] < 16 else 16,
+                           dropout=dropout)
+    if dropout:
+        raise ValueError("dropout is available for --model small only")
     return (ra.resnet32 if model == "resnet32" else ra.resnet56)(in_channels=c, num_classes=data.nb_classes)
 
 
 def train_models(
-    args: argparse.Namespace, data: ra.Dataset, model: str | None = None, objectives: tuple[str, ...] = ("CE", "RCE")
+    args: argparse.Namespace, data: ra.Dataset, model: str | None = None, objectives: tuple[str, ...] = ("CE", "RCE"),
+    dropout: float = 0.0,
 ) -> dict[str, Any]:
     """Train (or load from ``--out/models``) one network per objective; return ART classifiers by objective.
 
@@ -86,11 +90,12 @@ def train_models(
     out: dict[str, Any] = {}
     for objective in objectives:
         batch_size = SGD["batch_size"] if data.name != "digits" else 64
-        key = json.dumps([data.name, model, objective, epochs, args.seed, len(data.x_train), SGD["lr"], batch_size, "w16"])
+        key = [data.name, model, objective, epochs, args.seed, len(data.x_train), SGD["lr"], batch_size, "w16"]
+        key = json.dumps(key + ([dropout] if dropout else []))
         slug = objective.replace("+", "-").lower()
         path = args.out / "models" / f"{data.name}-{model}-{slug}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
         torch.manual_seed(args.seed)
-        net = build_net(model, data)
+        net = build_net(model, data, dropout)
         raw = ra.make_art_classifier(net, data.input_shape, data.nb_classes, data.clip_values)
         trainer_cls, extra = TRAINERS[objective]
         trainer = trainer_cls(raw, epochs=epochs, batch_size=batch_size, seed=args.seed, progress=not args.quiet, **extra)

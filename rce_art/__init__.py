@@ -5,12 +5,24 @@ from typing import Any
 from rce_art.adapters import PAPER_ATTACKS, build_attack
 from rce_art.attacks import CarliniWagnerWB, CarliniWagnerWBART, CWResult, UniformNoise
 from rce_art.data import Dataset, load_dataset
-from rce_art.detectors import PAPER_BANDWIDTHS, KDensityDetector, ScoreDetector, calibrate_threshold
+from rce_art.detectors import (
+    PAPER_BANDWIDTHS,
+    BayesianUncertaintyDetector,
+    ConfidenceDetector,
+    KDBUDetector,
+    KDensityDetector,
+    LIDDetector,
+    MahalanobisDetector,
+    NonMEDetector,
+    ScoreDetector,
+    calibrate_threshold,
+)
 from rce_art.evaluation import (
     cw_wb_sanity,
     detection_auc,
     distortion,
     evaluate_attack,
+    evaluate_detectors,
     kept_pairs,
     markdown_table,
     metric_scores,
@@ -43,7 +55,13 @@ __version__ = "0.2.0"
 __all__ = [
     "PAPER_ATTACKS",
     "PAPER_BANDWIDTHS",
+    "BayesianUncertaintyDetector",
     "CETrainer",
+    "ConfidenceDetector",
+    "KDBUDetector",
+    "LIDDetector",
+    "MahalanobisDetector",
+    "NonMEDetector",
     "CWResult",
     "CarliniWagnerWB",
     "CarliniWagnerWBART",
@@ -72,6 +90,7 @@ __all__ = [
     "detection_auc",
     "distortion",
     "evaluate_attack",
+    "evaluate_detectors",
     "kept_pairs",
     "load_dataset",
     "make_art_classifier",

@@ -22,17 +22,43 @@ def _exported(base):
 
 
 # ------------------------------------------------------------------------------------------- detectors
-DETECTORS = {"KDensityDetector": lambda clf: ra.KDensityDetector(clf, n_per_class=40, seed=0)}
+#: name -> (factory on a classifier, whether fit needs adversarial examples for a combiner)
+DETECTORS = {
+    "KDensityDetector": (lambda clf: ra.KDensityDetector(clf, n_per_class=40, seed=0), False),
+    "BayesianUncertaintyDetector": (lambda clf: ra.BayesianUncertaintyDetector(clf, mc_samples=10), False),
+    "KDBUDetector": (lambda clf: ra.KDBUDetector(clf, n_per_class=40, mc_samples=10), True),
+    "LIDDetector": (lambda clf: ra.LIDDetector(clf, k=10, n_reference=50), True),
+    "MahalanobisDetector": (lambda clf: ra.MahalanobisDetector(clf, layers=["stem.2", "features"], eps=0.002), True),
+    "ConfidenceDetector": (lambda clf: ra.ConfidenceDetector(clf), False),
+    "NonMEDetector": (lambda clf: ra.NonMEDetector(clf), False),
+}
 
 
 @pytest.fixture(scope="module")
-def clf(digits, ce_trainer):
-    return ce_trainer.get_classifier()
+def clf(digits):
+    """A small CNN with dropout (needed by the MC-dropout detectors), trained briefly."""
+    torch.manual_seed(0)
+    raw = ra.make_art_classifier(ra.SmallCNN(1, 10, dropout=0.5), digits.input_shape, 10, digits.clip_values)
+    return ra.CETrainer(raw, epochs=6, batch_size=64, progress=False).fit(digits.x_train, digits.y_train).classifier
+
+
+@pytest.fixture(scope="module")
+def adversarial(digits, clf):
+    from art.attacks.evasion import FastGradientMethod
+
+    x = digits.x_test[200:300]
+    return x, FastGradientMethod(clf, eps=0.2).generate(x)
+
+
+def _fit(name, clf, digits, adversarial):
+    make, combiner = DETECTORS[name]
+    kw = {"x_clean": adversarial[0], "x_adv": adversarial[1], "attack": "fgsm"} if combiner else {}
+    return make(clf).fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:200], **kw)
 
 
 @pytest.fixture(scope="module", params=sorted(DETECTORS))
-def fitted(request, digits, clf):
-    return DETECTORS[request.param](clf).fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:200])
+def fitted(request, digits, clf, adversarial):
+    return _fit(request.param, clf, digits, adversarial)
 
 
 def test_every_export_is_covered():
@@ -63,11 +89,14 @@ def test_detector_save_load_is_bit_exact(fitted, digits, clf, tmp_path):
     np.testing.assert_array_equal(loaded.score(digits.x_test), fitted.score(digits.x_test))
     assert loaded.threshold_ == fitted.threshold_ and loaded.get_params().keys() == fitted.get_params().keys()
     assert loaded.provenance_ == fitted.provenance_ and loaded.provenance_["n_calibration"] == 200
+    report, flagged = loaded.detect(digits.x_test[:50])
+    np.testing.assert_array_equal(flagged, fitted.detect(digits.x_test[:50])[1])
+    assert set(report) == {type(fitted).report_key, "predicted_class", "threshold"}
 
 
-def test_detector_set_params_keeps_it_coherent(digits, clf, ce_trainer, tmp_path):
-    for name, make in DETECTORS.items():
-        det = make(clf).fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:200])
+def test_detector_set_params_keeps_it_coherent(digits, clf, ce_trainer, adversarial, tmp_path):
+    for name in DETECTORS:
+        det = _fit(name, clf, digits, adversarial)
         t5 = det.threshold_
         det.set_params(fpr=0.2)  # recalibrated from the stored clean scores
         assert det.threshold_ > t5 and abs(det.detect(digits.x_test[:200])[1].mean() - 0.2) <= 1 / 200

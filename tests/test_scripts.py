@@ -86,3 +86,16 @@ def test_confidence_ties_smoke(out, capsys):
     assert {(r["objective"], r["attack"]) for r in records} == {(o, a) for o in ("CE", "RCE") for a in ("bim", "cw-hc")}
     assert all(0 <= r["tied_at_1.0"] <= 1 for r in records)
     assert "auc_log_odds (0.2)" in capsys.readouterr().out
+
+
+def test_compare_detectors_smoke(out, capsys):
+    result = _load("compare_detectors").main([*TINY, "--n-examples", "40", "--seeds", "0", "--attacks", "fgsm,bim",
+                                              "--mc-samples", "5", "--out", str(out)])
+    detectors = {r["detector"] for r in result["records"]}
+    assert detectors == {"kd", "bu", "kdbu", "lid", "mahalanobis", "mahalanobis-lr", "confidence", "non-me"}
+    assert all(0 <= r["acc_nadv"] <= 1 and 0 <= r["acc_com"] <= 1 for r in result["records"])
+    assert {(c["fit_on"], c["test_on"]) for c in result["cross"]} == {(a, b) for a in ("fgsm", "bim")
+                                                                      for b in ("fgsm", "bim")}
+    text = capsys.readouterr().out
+    assert "Cross-attack AUC" in text and "Where RCE helps" in text
+    assert (out / "figures" / "detectors-digits.png").exists()

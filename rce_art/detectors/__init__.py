@@ -1,7 +1,15 @@
-"""Detectors of adversarial examples in ART's ``EvasionDetector`` form, on one shared contract."""
+"""Detectors of adversarial examples in ART's ``EvasionDetector`` form, on one shared contract.
+
+Every detector scores inputs with higher = more normal and flags scores below a threshold calibrated on
+held-out clean data (:class:`ScoreDetector`). Detectors that combine several characteristics with a
+logistic regression (:class:`CombinedDetector`) take adversarial examples explicitly at ``fit``.
+"""
 
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.calibration import calibrate_threshold
+from rce_art.detectors.combined import CombinedDetector
+from rce_art.detectors.combiner import LogisticCombiner, matched_gaussian_noise
+from rce_art.detectors.feinman import KDBUDetector
 from rce_art.detectors.kdensity import KDensityDetector
 from rce_art.detectors.kernel import (
     PAPER_BANDWIDTHS,
@@ -11,15 +19,36 @@ from rce_art.detectors.kernel import (
     loo_log_kdensity,
     select_bandwidth,
 )
+from rce_art.detectors.layers import LayerFeatures, leaf_layers
+from rce_art.detectors.lid import LIDDetector, lid_mle
+from rce_art.detectors.logit_metrics import ConfidenceDetector, NonMEDetector
+from rce_art.detectors.mahalanobis import MahalanobisDetector, class_gaussians, mahalanobis_score
+from rce_art.detectors.uncertainty import BayesianUncertaintyDetector, dropout_modules, mc_dropout_uncertainty
 
 __all__ = [
     "PAPER_BANDWIDTHS",
+    "BayesianUncertaintyDetector",
+    "CombinedDetector",
+    "ConfidenceDetector",
+    "KDBUDetector",
     "KDensityDetector",
     "KernelBank",
+    "LIDDetector",
+    "LayerFeatures",
+    "LogisticCombiner",
+    "MahalanobisDetector",
+    "NonMEDetector",
     "ScoreDetector",
     "calibrate_threshold",
+    "class_gaussians",
     "class_log_kdensity",
+    "dropout_modules",
+    "leaf_layers",
+    "lid_mle",
     "log_kdensity",
     "loo_log_kdensity",
+    "mahalanobis_score",
+    "matched_gaussian_noise",
+    "mc_dropout_uncertainty",
     "select_bandwidth",
 ]

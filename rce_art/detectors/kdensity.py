@@ -191,6 +191,12 @@ class KDensityDetector(ScoreDetector):
         self.__dict__.pop("_bank", None)
 
     # ------------------------------------------------------------------ scoring
+    @property
+    def kernel_bank(self) -> KernelBank:
+        """The fitted per-class kernel, prepared for repeated scoring (:class:`~rce_art.detectors.KernelBank`)."""
+        self.check_fitted()
+        return self._bank
+
     def kernels(self) -> list[Tensor]:
         """The kernel's training features, one ``(M_c, D)`` tensor per class (in sampling order)."""
         self.check_fitted()

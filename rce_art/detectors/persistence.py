@@ -27,7 +27,7 @@ def save_state(path: str | Path, format_tag: str, meta: dict[str, Any], tensors:
         meta_json = json.dumps({"format": format_tag, **meta})
     except TypeError as e:
         raise TypeError(f"detector metadata must be JSON-serialisable: {e}") from None
-    plain = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    plain = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}  # no shared storage
     save_file(plain, str(path), metadata={"rce_art": meta_json})
 
 

@@ -1,5 +1,6 @@
 """Evaluation under the paper's protocol."""
 
+from rce_art.evaluation.detectors import acc_criteria, evaluate_detectors
 from rce_art.evaluation.protocol import (
     METRICS,
     detection_auc,
@@ -13,6 +14,8 @@ from rce_art.evaluation.report import markdown_table, write_records
 from rce_art.evaluation.sanity import cw_wb_sanity
 
 __all__ = [
+    "acc_criteria",
+    "evaluate_detectors",
     "METRICS",
     "cw_wb_sanity",
     "detection_auc",

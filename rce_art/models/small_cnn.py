@@ -21,13 +21,18 @@ class SmallCNN(nn.Module):
         num_classes: Number of classes.
         hidden_dim: Size of the final hidden layer.
         width: Channels of the first convolution (the others use ``2 * width``).
+        dropout: Dropout rate before the output layer (0: none, no module). Needed by MC-dropout
+            detectors such as :class:`~rce_art.detectors.BayesianUncertaintyDetector` (Feinman et al. use 0.5).
 
     Shape:
         - input: ``(N, in_channels, H, W)``; output: ``(N, num_classes)`` logits.
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, hidden_dim: int = 64, width: int = 32) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, hidden_dim: int = 64, width: int = 32,
+                 dropout: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU())
         self.pool = nn.MaxPool2d(2)
         self.body = nn.Sequential(
@@ -44,6 +49,7 @@ class SmallCNN(nn.Module):
             nn.BatchNorm1d(hidden_dim),
             nn.ReLU(),
         )
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(hidden_dim, num_classes)
 
     def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -52,7 +58,7 @@ class SmallCNN(nn.Module):
         if min(x.shape[-2:]) >= 16:
             h = self.pool(h)
         features = self.body(h)
-        return self.fc(features), features
+        return self.fc(self.drop(features)), features
 
     def forward(self, x: Tensor) -> Tensor:
         return self.logits_and_features(x)[0]
