@@ -26,6 +26,9 @@ import rce_art as ra
 from rce_art.evaluation.paper_values import TABLE2
 
 ATTACKS = ("fgsm", "bim", "ilcm", "jsma", "cw", "cw-hc")
+#: Detectors of the family that need no adversarial fit data, by ``--detectors`` name.
+EXTRA = {"mahalanobis": ra.MahalanobisDetector, "confidence": ra.ConfidenceDetector, "non-me": ra.NonMEDetector,
+         "bu": ra.BayesianUncertaintyDetector}
 METRIC_COLS = (("distortion", "distortion", 2), ("auc_confidence", "Confidence", 3),
                ("auc_non_me", "non-ME", 3), ("auc_kdensity", "K-density", 3))
 
@@ -93,6 +96,14 @@ def print_table(records: list[dict], args, n: int, bandwidth: str) -> None:
           "confidence ranked by its log-odds, which has no float32 ties)")
     print(ra.markdown_table(rows, ["attack", "obj", "pairs", "success", "sigma", "distortion", "Confidence", "non-ME",
                                    "K-density", "ms/example"], digits=3))
+    extra = sorted({k[4:] for r in records for k in r if k.startswith("auc_") and k[4:] not in
+                    ("confidence", "non_me", "kdensity")})
+    if extra:
+        print("\nMore detectors (AUC / TPR at 5% FPR over the kept pairs; ACC-NADV / ACC-COM at their thresholds):")
+        print(ra.markdown_table([{"attack": r["attack"], "obj": r["objective"],
+                                  **{d: f"{r[f'auc_{d}']:.3f} / {r[f'tpr_{d}']:.3f} / {r[f'acc_nadv_{d}']:.3f} / "
+                                        f"{r[f'acc_com_{d}']:.3f}" for d in extra}}
+                                 for r in records if r["attack"] != "average"], ["attack", "obj", *extra]))
     if set(args.attacks) == set(ATTACKS):
         print(f"\nClaims of the paper, on this run (bandwidth {bandwidth}):")
         for line in claims(records):
@@ -105,7 +116,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="K-density bandwidth: data-driven (default), the paper's sigma^2 = 1/0.26 (CE), "
                              "0.1/0.26 (RCE), or both side by side on the same adversarial examples")
     parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS))
+    parser.add_argument("--detectors", default="", help="comma-separated extra detectors fitted on the training "
+                        f"set, reported beside the paper's metrics: {sorted(EXTRA)} (combiner detectors need "
+                        "adversarial fit data: see examples/compare_detectors.py)")
     args = parser.parse_args(argv)
+    extra = [d.strip() for d in args.detectors.split(",") if d.strip()]
+    if set(extra) - set(EXTRA):
+        parser.error(f"unknown --detectors {sorted(set(extra) - set(EXTRA))}; choose from {sorted(EXTRA)}")
     t_start = time.perf_counter()
     data = C.load_data(args)
     eps = args.eps if args.eps is not None else C.DEFAULT_EPS[args.dataset]
@@ -119,14 +136,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for objective, clf in models.items():
         dets = {bw: ra.KDensityDetector(clf, bandwidth=f"paper-{objective.lower()}" if bw == "paper" else "auto",
                                         seed=args.seed).fit(data.x_train, data.y_train) for bw in bandwidths}
+        others = {d: EXTRA[d](clf).fit(data.x_train, data.y_train) for d in extra}
         print(f"{objective}: test accuracy {C.accuracy(clf, data.x_test, data.y_test):.4f}, K-density sigma "
               + ", ".join(f"{bw}={d.bandwidth_:.4g}" for bw, d in dets.items()))
         for name in args.attacks:
             attack = C.build_paper_attack(name, clf, args, eps)
             x_adv = attack.generate(x)
             for bw, det in dets.items():
-                rec = ra.evaluate_attack(det, x, x_adv, y, data.clip_values, attack=name, objective=objective,
-                                         bandwidth=bw, sigma=det.bandwidth_)
+                rec = ra.evaluate_attack(det, x, x_adv, y, data.clip_values, detectors=others, attack=name,
+                                         objective=objective, bandwidth=bw, sigma=det.bandwidth_)
                 rec.update(backend=attack.backend, seconds_per_example=attack.seconds_per_example,
                            settings=attack.describe())
                 records.append(rec)

@@ -120,3 +120,25 @@ def test_clear_errors(digits, ce_trainer):
         ra.MahalanobisDetector(clf).fit(digits.x_train, digits.y_train, x_adv=digits.x_test[:10])
     with pytest.raises(ValueError, match="dropout"):
         ra.SmallCNN(dropout=1.0)
+
+
+def test_mc_dropout_falls_back_to_repeating_the_input_around_a_skip_connection():
+    class Skip(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.drop, self.out = torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = self.lin(x)
+            return self.out(self.drop(h) + h)  # dropout output meets a tensor computed before it
+
+    torch.manual_seed(0)
+    net = ra.FeatureTap(Skip().eval())
+    x = torch.randn(5, 4)
+    u = mc_dropout_uncertainty(net, x, samples=40, seed=0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net.model.drop.train()
+        p = net(x.repeat(40, 1)).softmax(1).view(40, 5, 3)
+        net.model.drop.eval()
+    torch.testing.assert_close(u, p.var(0, unbiased=False).mean(1))

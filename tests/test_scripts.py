@@ -41,13 +41,16 @@ def test_table1_smoke(out):
 
 def test_table2_smoke(out, capsys):
     tmp_path = out
-    records = _load("reproduce_table2").main([*TINY, "--n-examples", "24", "--bandwidth", "both", "--out", str(tmp_path)])
+    records = _load("reproduce_table2").main([*TINY, "--n-examples", "24", "--bandwidth", "both",
+                                              "--detectors", "mahalanobis,non-me", "--out", str(tmp_path)])
+    assert all(0 <= r["acc_com_mahalanobis"] <= 1 for r in records if r["attack"] != "average")
     attacks = {r["attack"] for r in records}
     assert attacks == {"fgsm", "bim", "ilcm", "jsma", "cw", "cw-hc", "average"}
     assert {r["bandwidth"] for r in records} == {"auto", "paper"}
     text = capsys.readouterr().out
     assert "Claims of the paper, on this run (bandwidth paper)" in text and "ours / paper MNIST / paper CIFAR-10" in text
     assert "loaded" in text  # the models of test_table1_smoke, from the shared cache
+    assert "More detectors" in text
     assert (tmp_path / "table2-digits-small.csv").exists()
 
 

@@ -145,6 +145,23 @@ class CombinedDetector(ScoreDetector):
         return self
 
     # ------------------------------------------------------------------- scoring
+    def compute_characteristics(self, x: Any, batch_size: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(logits (N, L), characteristics (N, F))`` of inputs, in eval mode, no gradient kept.
+
+        The characteristics depend on the unsupervised fit only, not on the combiner: detectors fitted on the
+        same data with different attacks share them, so a cross-attack evaluation computes them once and
+        scores them with each combiner (:meth:`score_characteristics`).
+        """
+        self.check_fitted()
+        self._check_x(x)
+        return self._characteristics_batched(to_numpy(x).astype(np.float32), batch_size)
+
+    def score_characteristics(self, characteristics: Tensor) -> np.ndarray:
+        """Scores ``(N,)`` (higher = more normal) of precomputed characteristics ``(N, F)``."""
+        self.check_fitted()
+        with torch.no_grad():
+            return to_numpy(self._score_characteristics(characteristics.to(self.device))).astype(np.float64)
+
     def _score_characteristics(self, ch: Tensor) -> Tensor:
         if hasattr(self, "combiner_"):
             return -self.combiner_.logit(ch)

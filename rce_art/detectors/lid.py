@@ -11,7 +11,6 @@ from torch import Tensor
 
 from rce_art._tensors import eval_mode
 from rce_art.detectors.combined import CombinedDetector
-from rce_art.detectors.kernel import squared_distances
 from rce_art.detectors.layers import LayerFeatures
 
 __all__ = ["LIDDetector", "lid_mle"]
@@ -31,9 +30,12 @@ def lid_mle(queries: Tensor, reference: Tensor, k: int) -> Tensor:
     """
     if reference.shape[0] <= k:
         raise ValueError(f"LID with k={k} needs more than k reference points, got {reference.shape[0]}")
-    d2 = squared_distances(queries, reference.to(queries.dtype))
+    ref = reference.to(queries.dtype)
+    centre = ref.mean(0, keepdim=True)  # centring removes most of the cancellation of |a|^2 - 2 a.b + |b|^2
+    a, b = queries - centre, ref - centre
+    d2 = torch.addmm((b * b).sum(1).unsqueeze(0), a, b.T, alpha=-2.0) + (a * a).sum(1, keepdim=True)
     d2 = d2.masked_fill(d2 <= 1e-12 * d2.detach().amax(1, keepdim=True).clamp_min(1e-30), float("inf"))
-    r = d2.topk(k, dim=1, largest=False).values.sqrt()
+    r = d2.topk(k, dim=1, largest=False).values.clamp_min(0.0).sqrt()
     logs = torch.log(r / r[:, -1:]).sum(1)
     return -k / logs.clamp_max(-1e-12)
 

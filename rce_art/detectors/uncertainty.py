@@ -24,12 +24,15 @@ def mc_dropout_uncertainty(model: nn.Module, x: Tensor, samples: int, seed: int 
     """Feinman et al.'s uncertainty ``U(x) = (1/T) sum_t y_t^T y_t - ybar^T ybar``, divided by the number of classes.
 
     ``y_t`` are the softmax outputs of ``T = samples`` stochastic passes with dropout on (only the dropout
-    layers are put in train mode; batch norm stays in eval mode). The batch is repeated ``T`` times and run
-    in one forward pass instead of ``T`` Python-level passes. Equals the mean over classes of the (biased)
-    variance across passes, as Feinman et al.'s code computes it; the constant factor is immaterial after
-    z-scoring or thresholding. Differentiable in ``x`` (for an attack: an expectation over dropout masks).
-    Dropout draws come from torch's generator seeded with ``seed`` inside ``torch.random.fork_rng``, so the
-    same input gets the same score and the caller's random stream is untouched.
+    layers are put in train mode; batch norm stays in eval mode). All passes run in one forward call: the
+    layers before the first dropout layer are deterministic, so they run once and their output is repeated
+    ``T`` times at the first dropout layer (a pre-hook, removed after); a model whose dropout output is later
+    combined with tensors computed before it (a skip connection around dropout) falls back to repeating the
+    input. Equals the mean over classes of the (biased) variance across passes, as Feinman et al.'s code
+    computes it; the constant factor is immaterial after z-scoring or thresholding. Differentiable in ``x``
+    (for an attack: an expectation over dropout masks). Dropout draws come from torch's generator seeded with
+    ``seed`` inside ``torch.random.fork_rng``: the same input gets the same score and the caller's random
+    stream is untouched.
 
     Args:
         model: Module with ``logits_and_features`` whose dropout layers are sampled.
@@ -42,12 +45,34 @@ def mc_dropout_uncertainty(model: nn.Module, x: Tensor, samples: int, seed: int 
     drops = dropout_modules(model)
     modes = [d.training for d in drops]
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    state = {"repeated": False}
+
+    def repeat_once(module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
+        if state["repeated"]:
+            return None
+        state["repeated"] = True
+        return (args[0].repeat(samples, *([1] * (args[0].ndim - 1))), *args[1:])
+
+    def run(xin: Tensor, hook: bool) -> Tensor:
+        handles = [d.register_forward_pre_hook(repeat_once) for d in drops] if hook else []
+        state["repeated"] = False
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                return model.logits_and_features(xin)[0]
+        finally:
+            for h in handles:
+                h.remove()
+
     try:
         for d in drops:
             d.train()
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            logits = model.logits_and_features(x.repeat(samples, *([1] * (x.ndim - 1))))[0]
+        try:
+            logits = run(x, hook=True)
+            if logits.shape[0] != samples * x.shape[0]:
+                raise RuntimeError("dropout output did not reach the logits")
+        except RuntimeError:
+            logits = run(x.repeat(samples, *([1] * (x.ndim - 1))), hook=False)
     finally:
         for d, m in zip(drops, modes):
             d.train(m)

@@ -9,6 +9,7 @@ as the confidence does but never ties where float32 rounds the confidence to 1.0
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,7 @@ def evaluate_attack(
     y: np.ndarray,
     clip_values: tuple[float, float],
     fpr: float = 0.05,
+    detectors: Mapping[str, Any] | None = None,
     **labels: Any,
 ) -> dict[str, Any]:
     """Score one attack under the paper's protocol.
@@ -113,6 +115,9 @@ def evaluate_attack(
         x: Clean inputs ``(N, ...)``; ``x_adv``: their adversarial counterparts; ``y``: true labels ``(N,)``.
         clip_values: Pixel range (for the [0, 255] distortion).
         fpr: False-positive rate for the TPR column.
+        detectors: More fitted detectors of the family on the same model, by name: each adds
+            ``auc_<name>``, ``tpr_<name>``, ``acc_nadv_<name>`` and ``acc_com_<name>``
+            (:func:`~rce_art.evaluation.evaluate_detectors`).
         **labels: Extra fields copied into the record (e.g. ``attack="FGSM"``, ``model="RCE"``).
 
     Returns:
@@ -135,4 +140,9 @@ def evaluate_attack(
         r = RANK_BY[m]
         record[f"auc_{m}"] = detection_auc(clean[r][keep], adv[r][keep])
         record[f"tpr_{m}"] = tpr_at_fpr(clean[r][keep], adv[r][keep], fpr)
+    if detectors:
+        from rce_art.evaluation.detectors import evaluate_detectors  # the module builds on this one
+
+        for r in evaluate_detectors(detectors, x, x_adv, y, clip_values, fpr):
+            record.update({f"{k}_{r['detector']}": r[k] for k in ("auc", "tpr", "acc_nadv", "acc_com")})
     return record
