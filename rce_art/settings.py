@@ -15,8 +15,6 @@ from typing import Any
 
 __all__ = ["PAPER_STEPS", "SGD", "cw_settings", "cw_wb_settings", "sgd_settings"]
 
-#: SGD with momentum, weight decay and a piecewise schedule (Appendix B.1): learning rate 0.1, dropped
-#: by 10x at 50% and 75% of training (MNIST: steps 10k and 15k of 20k), batch 128, weight decay 2e-4.
 SGD: dict[str, Any] = {
     "lr": 0.1,
     "momentum": 0.9,
@@ -25,9 +23,10 @@ SGD: dict[str, Any] = {
     "milestones": (0.5, 0.75),
     "gamma": 0.1,
 }
+"""SGD with momentum, weight decay and a piecewise schedule (Appendix B.1): learning rate 0.1, dropped by 10x at 50% and 75% of training (MNIST: steps 10k and 15k of 20k), batch 128, weight decay 2e-4."""
 
-#: The paper's training length in SGD steps of batch 128 (Appendix B.1; digits and Fashion-MNIST as MNIST).
 PAPER_STEPS: dict[str, int] = {"mnist": 20_000, "fashion-mnist": 20_000, "cifar10": 90_000, "digits": 20_000}
+"""The paper's training length in SGD steps of batch 128 (Appendix B.1; digits and Fashion-MNIST as MNIST)."""
 
 
 def sgd_settings(**overrides: Any) -> dict[str, Any]:

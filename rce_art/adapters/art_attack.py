@@ -37,7 +37,7 @@ class ARTAttack:
         Args:
             x: Inputs ``(N, ...)``, numpy or torch, within the estimator's clip values (never modified).
             y: Labels ``(N,)`` or one-hot, or target labels for a targeted attack; ``None`` lets
-               ART use the model's predictions (no label leaking).
+                ART use the model's predictions (no label leaking).
 
         Returns:
             Adversarial inputs with the type, shape, dtype and device of ``x``, within the clip values.

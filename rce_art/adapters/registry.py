@@ -24,12 +24,15 @@ from rce_art.settings import cw_settings
 __all__ = ["AVAILABLE", "BACKENDS", "PAPER_ATTACKS", "PaperAttack", "build_attack"]
 
 PAPER_ATTACKS = ("fgsm", "bim", "ilcm", "jsma", "cw", "cw-hc", "pgd", "rand")
+"""Names of the paper's attack set (Pang et al. 2018, Sec. 4.3 and App. B), for :func:`build_attack`."""
 BACKENDS = ("art", "foolbox", "torchattacks")
+"""Toolkits :func:`build_attack` builds attacks on."""
 AVAILABLE = {
     "art": set(PAPER_ATTACKS),
     "foolbox": set(PAPER_ATTACKS) - {"jsma"},  # Foolbox 3 has no JSMA
     "torchattacks": set(PAPER_ATTACKS),  # its C&W has a fixed c (no binary search)
 }
+"""The attacks each backend has (Foolbox 3 has no JSMA; torchattacks' C&W has a fixed ``c``)."""
 _TARGETED = {"ilcm": "least-likely", "jsma": "random"}
 
 

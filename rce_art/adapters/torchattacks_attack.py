@@ -11,8 +11,8 @@ from rce_art._tensors import as_input_tensor, as_label_tensor, eval_mode, like, 
 
 __all__ = ["TorchattacksAttack"]
 
-#: How far inside [0, 1] the pixel box is moved for torchattacks' C&W (see TorchattacksAttack).
 CW_MARGIN = 1e-3
+"""How far inside [0, 1] the pixel box is moved for torchattacks' C&W (see TorchattacksAttack)."""
 
 
 def _import_torchattacks() -> Any:

@@ -24,9 +24,17 @@ class CarliniWagnerWBART(EvasionAttack):
     Args:
         estimator: The ART ``PyTorchClassifier`` under attack (ordinary logits).
         detector: A fitted :class:`~rce_art.detectors.KDensityDetector` on that classifier.
-        confidence, binary_search_steps, max_iter, learning_rate, initial_const, phase1_const,
-        phase1_search_steps, abort_early, kernel_per_class, eta, two_phase: As in
-        :class:`~rce_art.attacks.CarliniWagnerWB` (same defaults).
+        confidence: ``kappa``, as in :class:`~rce_art.attacks.CarliniWagnerWB` (as are the defaults of all below).
+        binary_search_steps: Rounds of phase 2's search on ``c``.
+        max_iter: Adam steps per round.
+        learning_rate: Adam step size in tanh space.
+        initial_const: First ``c`` of phase 2.
+        phase1_const: First ``c`` of phase 1.
+        phase1_search_steps: Rounds of phase 1's search.
+        abort_early: Stop a stalled round early.
+        kernel_per_class: Attacker's kernel points per class.
+        eta: Detector margin per class (``None``: median of the class's training points).
+        two_phase: Run phase 1 first.
         targeted: If true, ``generate``'s ``y`` are target classes.
         batch_size: Examples attacked together.
         verbose: Show a progress bar (examples done, success so far).

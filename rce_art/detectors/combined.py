@@ -59,7 +59,8 @@ class CombinedDetector(ScoreDetector):
         """Fit the unsupervised part on ``(x, y)``, the combiner on ``x_clean`` / ``x_adv``, then calibrate.
 
         Args:
-            x, y: Clean training inputs and labels.
+            x: Clean training inputs ``(N, *input_shape)``.
+            y: Their labels ``(N,)`` or one-hot.
             batch_size: Batch size of the forward passes.
             nb_epochs: Ignored (ART signature).
             **kwargs: ``x_adv`` and ``x_clean`` (adversarial examples and the clean inputs they were crafted

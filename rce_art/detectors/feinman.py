@@ -30,7 +30,12 @@ class KDBUDetector(CombinedDetector):
         bandwidth: As in :class:`~rce_art.KDensityDetector` (``"auto"``, ``"paper-rce"``, ``"paper-ce"`` or sigma).
         n_per_class: Kernel points per class (Feinman et al.: all; the paper's code: 1000).
         mc_samples: MC-dropout passes (paper: 50).
-        layer, fpr, calibration_fraction, batch_size, seed, verbose: As in :class:`~rce_art.KDensityDetector`.
+        layer: Feature layer name for models without ``logits_and_features``.
+        fpr: Target false-positive rate of the threshold.
+        calibration_fraction: Share of ``fit``'s inputs held out for the threshold without ``x_calibration``.
+        batch_size: Inputs per forward pass (each repeated ``mc_samples`` times after the first dropout layer).
+        seed: Seed of the kernel sampling, the dropout masks, the noise and the splits.
+        verbose: Progress bar.
 
     References:
         R. Feinman, R. Curtin, S. Shintre, A. Gardner. Detecting Adversarial Samples from Artifacts.

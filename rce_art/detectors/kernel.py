@@ -25,12 +25,11 @@ __all__ = [
     "squared_distances",
 ]
 
-#: The paper's bandwidths sigma (kernel ``exp(-d^2 / sigma^2)``) for its ResNet-32 features,
-#: from sigma^2 = 0.1/0.26 (RCE) and 1/0.26 (CE), Table 2 caption.
 PAPER_BANDWIDTHS: dict[str, float] = {
     "paper-rce": math.sqrt(0.1 / 0.26),
     "paper-ce": math.sqrt(1.0 / 0.26),
 }
+"""The paper's bandwidths sigma (kernel ``exp(-d^2 / sigma^2)``) for its ResNet-32 features, from sigma^2 = 0.1/0.26 (RCE) and 1/0.26 (CE), Table 2 caption."""
 
 
 def squared_distances(z: Tensor, kernel: Tensor) -> Tensor:
@@ -105,8 +104,8 @@ class KernelBank:
         return cls(ks, centres, centred, labels, (centred * centred).sum(1), counts.to(centres.dtype).log())
 
 
-#: Above this many query x kernel entries, scoring loops over classes instead of masking one product.
 _MASKED_LIMIT = 1 << 22
+"""Above this many query x kernel entries, scoring loops over classes instead of masking one product."""
 
 
 def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor] | KernelBank, sigma: float) -> Tensor:

@@ -55,7 +55,11 @@ class LIDDetector(CombinedDetector):
             :func:`~rce_art.detectors.layers.leaf_layers`; ``"input"`` and ``"features"`` are also accepted).
         k: Nearest neighbours of the estimate (paper: 20).
         n_reference: Clean reference points (paper: the minibatch of 100).
-        fpr, calibration_fraction, batch_size, seed, verbose: As in :class:`~rce_art.KDensityDetector`.
+        fpr: Target false-positive rate of the threshold.
+        calibration_fraction: Share of ``fit``'s inputs held out for the threshold without ``x_calibration``.
+        batch_size: Inputs per forward pass.
+        seed: Seed of the samples, the noise and the splits.
+        verbose: Progress bar.
 
     References:
         X. Ma, B. Li, Y. Wang, S. Erfani, S. Wijewickrema, G. Schoenebeck, D. Song, M. Houle, J. Bailey.

@@ -58,7 +58,11 @@ class MahalanobisDetector(CombinedDetector):
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` (ordinary logits).
         layers: Layer names (``"features"`` = the final hidden layer, the default).
         eps: Input pre-processing step in pixel units (0: none; Lee et al. tune it in [0, 0.005] on [0, 1] pixels).
-        fpr, calibration_fraction, batch_size, seed, verbose: As in :class:`~rce_art.KDensityDetector`.
+        fpr: Target false-positive rate of the threshold.
+        calibration_fraction: Share of ``fit``'s inputs held out for the threshold without ``x_calibration``.
+        batch_size: Inputs per forward pass.
+        seed: Seed of the samples, the noise and the splits.
+        verbose: Progress bar.
 
     References:
         K. Lee, K. Lee, H. Lee, J. Shin. A Simple Unified Framework for Detecting Out-of-Distribution Samples and

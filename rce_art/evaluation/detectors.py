@@ -20,8 +20,10 @@ def acc_criteria(clean_flagged: np.ndarray, adv_flagged: np.ndarray, adv_pred: n
     not flagged but still classified correctly: every attacked input the system handles correctly).
 
     Args:
-        clean_flagged, adv_flagged: Boolean decisions ``(N,)`` on the clean and attacked inputs.
-        adv_pred: Predicted classes of the attacked inputs ``(N,)``; y: true labels ``(N,)``.
+        clean_flagged: Boolean decisions ``(N,)`` on the clean inputs.
+        adv_flagged: Boolean decisions ``(N,)`` on the attacked inputs.
+        adv_pred: Predicted classes of the attacked inputs ``(N,)``.
+        y: True labels ``(N,)``.
 
     Returns:
         ``{"acc_nadv": float, "acc_com": float}``.

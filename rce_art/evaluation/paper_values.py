@@ -18,11 +18,11 @@ __all__ = [
     "TABLE6_RATIO",
 ]
 
-#: Pang et al. Table 1: test error rates (%) by (model, objective).
 TABLE1_ERROR: dict[str, dict[tuple[str, str], float]] = {
     "mnist": {("resnet32", "CE"): 0.38, ("resnet32", "RCE"): 0.29, ("resnet56", "CE"): 0.36, ("resnet56", "RCE"): 0.32},
     "cifar10": {("resnet32", "CE"): 7.13, ("resnet32", "RCE"): 7.02, ("resnet56", "CE"): 6.49, ("resnet56", "RCE"): 6.60},
 }
+"""Pang et al. Table 1: test error rates (%) by (model, objective)."""
 
 # (distortion, confidence AUC, non-ME AUC, K-density AUC), arXiv version's Table 2.
 _T2 = {
@@ -44,8 +44,6 @@ _T2 = {
     },
 }
 
-#: Pang et al. Table 2: ``TABLE2[dataset][attack][objective]`` -> dict with ``distortion``, ``auc_confidence``,
-#: ``auc_non_me``, ``auc_kdensity``.
 TABLE2: dict[str, dict[str, dict[str, dict[str, float]]]] = {
     ds: {
         atk: {
@@ -56,26 +54,26 @@ TABLE2: dict[str, dict[str, dict[str, dict[str, float]]]] = {
     }
     for ds, per_atk in _T2.items()
 }
+"""Pang et al. Table 2: ``TABLE2[dataset][attack][objective]`` -> dict with ``distortion``, ``auc_confidence``, ``auc_non_me``, ``auc_kdensity``."""
 
-#: Pang et al. Table 3 (C&W-wb): ``TABLE3[dataset][objective] = (ratio of f2 > 0, mean distortion)``.
 TABLE3: dict[str, dict[str, tuple[float, float]]] = {
     "mnist": {"CE": (0.01, 17.12), "RCE": (0.77, 31.59)},
     "cifar10": {"CE": (0.00, 1.26), "RCE": (0.12, 3.89)},
 }
+"""Pang et al. Table 3 (C&W-wb): ``TABLE3[dataset][objective] = (ratio of f2 > 0, mean distortion)``."""
 
-#: Pang et al. Table 6 (high-confidence C&W-wb, kappa = 5): ratio of f2 > 0.
 TABLE6_RATIO: dict[str, dict[str, float]] = {"mnist": {"CE": 1.0, "RCE": 1.0}, "cifar10": {"CE": 1.0, "RCE": 1.0}}
+"""Pang et al. Table 6 (high-confidence C&W-wb, kappa = 5): ratio of f2 > 0."""
 
-#: Pang et al. Table 4 (CIFAR-10, K-density AUC) keyed by (substitute, target); on MNIST all four are > 0.95.
 TABLE4_CIFAR_AUC: dict[tuple[str, str], float] = {
     ("CE", "CE"): 0.750, ("RCE", "CE"): 0.908, ("CE", "RCE"): 0.891, ("RCE", "RCE"): 0.849,
 }
+"""Pang et al. Table 4 (CIFAR-10, K-density AUC) keyed by (substitute, target); on MNIST all four are > 0.95."""
 
-#: PDM paper Table 1: clean accuracy (%) of (CE, RCE, Siamese+RVL, PDM).
 PDM_TABLE1_ACCURACY: dict[str, tuple[float, ...]] = {"mnist": (99.33, 99.32, 99.37, 99.52),
                                                       "cifar10": (93.62, 93.3, 94.37, 93.81)}
+"""PDM paper Table 1: clean accuracy (%) of (CE, RCE, Siamese+RVL, PDM)."""
 
-#: PDM paper Table 2 (gray-box K-density AUC): per attack, ((Baseline, RCE, PDM) MNIST, (...) CIFAR-10).
 PDM_TABLE2_AUC: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "fgsm-0.05": ((0.981, 0.983, 0.988), (0.958, 0.898, 0.967)),
     "fgsm-0.1": ((0.988, 0.99, 0.995), (0.971, 0.926, 0.983)),
@@ -85,9 +83,10 @@ PDM_TABLE2_AUC: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cw-hc": ((0.88, 0.98, 1.0), (0.637, 0.94, 1.0)),
     "jsma": ((0.995, 1.0, 1.0), (0.952, 0.96, 0.973)),
 }
+"""PDM paper Table 2 (gray-box K-density AUC): per attack, ((Baseline, RCE, PDM) MNIST, (...) CIFAR-10)."""
 
-#: PDM paper Table 3 (white-box distortion, pixels in [0, 1]) of (Baseline, RCE, PDM).
 PDM_TABLE3_DISTORTION: dict[str, tuple[float, ...]] = {"mnist": (0.087, 0.104, 0.162), "cifar10": (0.008, 0.019, 0.026)}
+"""PDM paper Table 3 (white-box distortion, pixels in [0, 1]) of (Baseline, RCE, PDM)."""
 
-#: PDM paper Table 4 (black-box K-density AUC) of (Baseline, RCE, PDM).
 PDM_TABLE4_AUC: dict[str, tuple[float, ...]] = {"mnist": (0.88, 0.94, 0.99), "cifar10": (0.93, 0.933, 0.952)}
+"""PDM paper Table 4 (black-box K-density AUC) of (Baseline, RCE, PDM)."""

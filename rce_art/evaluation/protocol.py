@@ -31,8 +31,9 @@ __all__ = [
 ]
 
 METRICS = ("confidence", "non_me", "kdensity")
-#: The score each metric is ranked by for AUC and TPR: the same ordering, without float32 ties.
+"""The paper's three metrics, reported by :func:`evaluate_attack`."""
 RANK_BY = {"confidence": "confidence_log_odds", "non_me": "non_me", "kdensity": "kdensity"}
+"""The score each metric is ranked by for AUC and TPR: the same ordering, without float32 ties."""
 
 
 def kept_pairs(y: np.ndarray, pred_clean: np.ndarray, pred_adv: np.ndarray) -> np.ndarray:

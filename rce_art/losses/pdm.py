@@ -26,7 +26,8 @@ def siamese_cosine_loss(z1: Tensor, z2: Tensor, same: Tensor, eps: float = 1e-8)
     and to 0 for different-class pairs (``s = 0``).
 
     Args:
-        z1, z2: Embeddings of the two members of each pair, ``(N, D)``.
+        z1: Embeddings of the first members of the pairs, ``(N, D)``.
+        z2: Embeddings of the second members, ``(N, D)``.
         same: ``(N,)`` 1 for same-class pairs, 0 otherwise (bool or float).
         eps: Guards the norms of all-zero embeddings.
 

@@ -133,7 +133,15 @@ class TorchTrainer(Trainer):
         return self
 
     def fit_loader(self, loader: DataLoader) -> TorchTrainer:
-        """Train on a ``DataLoader`` yielding ``(x, y)`` batches with integer labels (raw inputs)."""
+        """Train on a ``DataLoader`` yielding ``(x, y)`` batches with integer labels (raw inputs).
+
+        The input shape and the number of classes (for :meth:`get_classifier`) are read off the first batch.
+        """
+        xb, _ = next(iter(loader))
+        module = self.training_module()
+        with torch.no_grad(), eval_mode(module):
+            self._nb_classes = int(module(torch.as_tensor(xb[:1], dtype=torch.float32, device=self._view.device)).shape[1])
+        self._input_shape = tuple(xb.shape[1:])
         self._train(loader)
         return self
 
