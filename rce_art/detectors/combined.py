@@ -44,6 +44,11 @@ class CombinedDetector(ScoreDetector):
     requires_combiner: ClassVar[bool] = True
     fit_kwargs: ClassVar[set[str]] = {"x_calibration", "x_adv", "x_clean", "x_noisy", "attack"}
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not 0.0 < float(self.calibration_fraction) < 1.0:
+            raise ValueError(f"calibration_fraction must be in (0, 1), got {self.calibration_fraction}")
+
     def characteristics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Differentiable ``(logits (N, L), characteristics (N, F))`` of a raw input batch (model kept in its mode)."""
         raise NotImplementedError

@@ -89,8 +89,6 @@ class LIDDetector(CombinedDetector):
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
         if isinstance(self.n_reference, bool) or int(self.n_reference) != self.n_reference or self.n_reference <= self.k:
             raise ValueError(f"n_reference must be an integer > k = {self.k}, got {self.n_reference!r}")
-        if not 0.0 < self.calibration_fraction < 1.0:
-            raise ValueError(f"calibration_fraction must be in (0, 1), got {self.calibration_fraction}")
 
     def characteristics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         logits, feats = self._tap(self.view.preprocess(x))

@@ -89,8 +89,6 @@ class MahalanobisDetector(CombinedDetector):
             raise ValueError("layers must name at least one layer")
         if not (isinstance(self.eps, (int, float)) and np.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"eps must be a finite number >= 0, got {self.eps!r}")
-        if not 0.0 < self.calibration_fraction < 1.0:
-            raise ValueError(f"calibration_fraction must be in (0, 1), got {self.calibration_fraction}")
 
     def _bind(self) -> None:
         super()._bind()

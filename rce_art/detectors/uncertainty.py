@@ -117,8 +117,6 @@ class BayesianUncertaintyDetector(CombinedDetector):
         super()._check_params()
         if isinstance(self.mc_samples, bool) or int(self.mc_samples) != self.mc_samples or self.mc_samples < 2:
             raise ValueError(f"mc_samples must be an integer >= 2, got {self.mc_samples!r}")
-        if not 0.0 < self.calibration_fraction < 1.0:
-            raise ValueError(f"calibration_fraction must be in (0, 1), got {self.calibration_fraction}")
 
     def characteristics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         xp = self.view.preprocess(x)
