@@ -3,7 +3,7 @@
 from typing import Any
 
 from rce_art.adapters import PAPER_ATTACKS, build_attack
-from rce_art.attacks import CarliniWagnerWB, CarliniWagnerWBART, CWResult, UniformNoise
+from rce_art.attacks import CarliniWagnerWB, CarliniWagnerWBART, CWResult, DetectorPGD, DetectorPGDART, UniformNoise
 from rce_art.data import Dataset, load_dataset
 from rce_art.detectors import (
     PAPER_BANDWIDTHS,
@@ -18,6 +18,7 @@ from rce_art.detectors import (
     calibrate_threshold,
 )
 from rce_art.evaluation import (
+    adaptive_report,
     cw_wb_sanity,
     detection_auc,
     distortion,
@@ -67,6 +68,8 @@ __all__ = [
     "CarliniWagnerWBART",
     "CarliniWagnerWBTorchattacks",
     "Dataset",
+    "DetectorPGD",
+    "DetectorPGDART",
     "FeatureTap",
     "KDensityDetector",
     "NotFittedError",
@@ -86,6 +89,7 @@ __all__ = [
     "calibrate_threshold",
     "confidence",
     "confidence_log_odds",
+    "adaptive_report",
     "cw_wb_sanity",
     "detection_auc",
     "distortion",

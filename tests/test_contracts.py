@@ -64,7 +64,7 @@ def fitted(request, digits, clf, adversarial):
 def test_every_export_is_covered():
     assert set(_exported(ScoreDetector)) - {"ScoreDetector"} <= set(DETECTORS)
     assert set(_exported(TorchTrainer)) - {"TorchTrainer"} <= set(TRAINERS)
-    attacks = {n for n in ra.__all__ if n.startswith("CarliniWagnerWB")} | {"UniformNoise"}
+    attacks = {n for n in ra.__all__ if n.startswith(("CarliniWagnerWB", "DetectorPGD"))} | {"UniformNoise"}
     assert attacks <= set(ATTACKS)
 
 
@@ -179,6 +179,10 @@ ATTACKS = {
         lambda det, clf: ra.CarliniWagnerWBTorchattacks(det.model, det, max_iter=10, binary_search_steps=1,
                                                         phase1_search_steps=1),
         lambda attack, det, x, y: attack(torch.as_tensor(x), torch.as_tensor(y)).numpy()),
+    "DetectorPGD": (lambda det, clf: ra.DetectorPGD(0.1, steps=3),
+                    lambda attack, det, x, y: attack.generate(det, x, y).x_adv.numpy()),
+    "DetectorPGDART": (lambda det, clf: ra.DetectorPGDART(clf, det, 0.1, steps=3, verbose=False),
+                       lambda attack, det, x, y: attack.generate(x, y)),
     "UniformNoise": (lambda det, clf: ra.UniformNoise(0.1, (-0.5, 0.5), seed=0),
                      lambda attack, det, x, y: attack.generate(x)),
 }

@@ -8,6 +8,8 @@ from typing import Any
 
 from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult, detector_term, margin_term
 from rce_art.attacks.cw_wb_art import CarliniWagnerWBART
+from rce_art.attacks.detector_pgd import DetectorPGD, DetectorPGDResult, classifier_margin, orthogonalise
+from rce_art.attacks.detector_pgd_forms import DetectorPGDART
 from rce_art.attacks.noise import UniformNoise
 
 __all__ = [
@@ -15,9 +17,14 @@ __all__ = [
     "CarliniWagnerWB",
     "CarliniWagnerWBART",
     "CarliniWagnerWBTorchattacks",
+    "DetectorPGD",
+    "DetectorPGDART",
+    "DetectorPGDResult",
     "UniformNoise",
+    "classifier_margin",
     "detector_term",
     "margin_term",
+    "orthogonalise",
 ]
 
 

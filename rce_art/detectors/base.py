@@ -148,6 +148,14 @@ class ScoreDetector(EvasionDetector):
         if not self.is_fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(x_train, y_train) first")
 
+    def logits_and_score(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Differentiable ``(logits (N, L), score (N,))`` of a raw input batch from one pass, no checks.
+
+        For adaptive attacks' inner loops: the model stays in its current mode (attacks run it in eval mode).
+        """
+        logits, feats = self.logits_and_features(x)
+        return logits, self.score_features(logits, feats)
+
     def score_tensor(self, x: Tensor) -> Tensor:
         """Differentiable score ``(N,)`` of a tensor batch, for adaptive attacks (model kept in its mode).
 

@@ -188,6 +188,11 @@ class CombinedDetector(ScoreDetector):
     #: Whether scoring needs gradients with respect to the input (Mahalanobis' input pre-processing).
     needs_input_grad: ClassVar[bool] = False
 
+    def logits_and_score(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Differentiable ``(logits (N, L), score (N,))`` of a raw input batch, no checks (model kept in its mode)."""
+        logits, ch = self.characteristics(x.to(self.device))
+        return logits, self._score_characteristics(ch)
+
     def score_tensor(self, x: Tensor) -> Tensor:
         """Differentiable score ``(N,)`` of a tensor batch (higher = more normal), model kept in its mode."""
         self.check_fitted()

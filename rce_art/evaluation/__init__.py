@@ -1,5 +1,6 @@
 """Evaluation under the paper's protocol."""
 
+from rce_art.evaluation.adaptive import adaptive_report, robust_accuracy_with_rejection, success_at_fpr
 from rce_art.evaluation.detectors import acc_criteria, evaluate_detectors
 from rce_art.evaluation.protocol import (
     METRICS,
@@ -14,6 +15,9 @@ from rce_art.evaluation.report import markdown_table, write_records
 from rce_art.evaluation.sanity import cw_wb_sanity
 
 __all__ = [
+    "adaptive_report",
+    "robust_accuracy_with_rejection",
+    "success_at_fpr",
     "acc_criteria",
     "evaluate_detectors",
     "METRICS",

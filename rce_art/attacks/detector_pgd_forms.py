@@ -1,0 +1,76 @@
+"""Detector-aware PGD as an ART ``EvasionAttack``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from art.attacks import EvasionAttack
+from art.estimators.classification.classifier import ClassifierMixin
+from art.estimators.estimator import BaseEstimator
+
+from rce_art._tensors import as_input_tensor
+from rce_art._validation import check_labels
+from rce_art.attacks.detector_pgd import DetectorPGD, DetectorPGDResult
+
+__all__ = ["DetectorPGDART"]
+
+
+class DetectorPGDART(EvasionAttack):
+    """ART form of :class:`~rce_art.attacks.DetectorPGD` (orthogonal / selective / combined PGD against a detector).
+
+    Args:
+        estimator: The ART ``PyTorchClassifier`` under attack (ordinary logits).
+        detector: A fitted detector of the family on that classifier.
+        eps: Budget. norm: ``"linf"`` or ``"l2"``. mode: ``"orthogonal"``, ``"selective"``, ``"combined"`` or
+            ``"classifier"``. steps: Iterations. step_size: Step (default ``eps/10`` or ``eps/5``).
+        margin: Switching margin. detector_weight: Weight of the combined mode. restarts: Random restarts.
+        random_start: Start in the ball. targeted: ``y`` are targets. eot_samples: Gradient averaging.
+        seed: Seed of the random starts. batch_size: Examples attacked together. verbose: Progress bar.
+
+    Attributes:
+        last_result_ (DetectorPGDResult): Per-example outcome of the last ``generate``.
+    """
+
+    attack_params = EvasionAttack.attack_params + ["detector", *DetectorPGD.PARAMS, "batch_size", "verbose"]
+    _estimator_requirements = (BaseEstimator, ClassifierMixin)
+
+    def __init__(self, estimator: Any, detector: Any, eps: float, norm: str = "linf", mode: str = "orthogonal",
+                 steps: int = 100, step_size: float | None = None, margin: float = 0.0, detector_weight: float = 1.0,
+                 restarts: int = 1, random_start: bool = True, targeted: bool = False, eot_samples: int = 1,
+                 seed: int = 0, batch_size: int = 128, verbose: bool = True) -> None:
+        super().__init__(estimator=estimator)
+        self.detector, self.eps, self.norm, self.mode, self.steps = detector, eps, norm, mode, steps
+        self.step_size, self.margin, self.detector_weight, self.restarts = step_size, margin, detector_weight, restarts
+        self.random_start, self.targeted, self.eot_samples, self.seed = random_start, bool(targeted), eot_samples, seed
+        self.batch_size, self.verbose = batch_size, verbose
+        self._check_params()
+
+    def core(self) -> DetectorPGD:
+        """The torch attack with this object's hyper-parameters."""
+        return DetectorPGD(**{k: getattr(self, k) for k in DetectorPGD.PARAMS})
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        self.core()
+        if not hasattr(self.detector, "logits_and_score"):
+            raise TypeError("detector must be a detector of rce_art (with logits_and_score)")
+        if self.detector.classifier is not self.estimator and self.detector.view.model is not self.estimator.model:
+            raise ValueError("the detector must be fitted on the attacked classifier (detector.classifier is another model)")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+
+    def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
+        """Adversarial examples (same dtype as ``x``); ``y``: targets (targeted, required) or true labels
+        (default: the model's predictions)."""
+        det = self.detector
+        xt = as_input_tensor(x, det.device, det.clip_values)
+        if y is None:
+            if self.targeted:
+                raise ValueError("a targeted attack needs target labels y")
+            labels = det.extract(xt)[0].argmax(1)
+        else:
+            labels = check_labels(y, xt.shape[0], det.nb_classes_)
+        result = self.core().generate(det, xt, labels, self.batch_size, progress=self.verbose)
+        self.last_result_: DetectorPGDResult = result
+        return result.x_adv.cpu().numpy().astype(np.asarray(x).dtype, copy=False)

@@ -1,0 +1,118 @@
+"""Orthogonal / selective PGD against detectors, and the fixed-FPR success metrics."""
+
+import numpy as np
+import pytest
+import torch
+
+import rce_art as ra
+from rce_art.attacks import DetectorPGD, classifier_margin, orthogonalise
+from rce_art.evaluation import robust_accuracy_with_rejection, success_at_fpr
+
+
+@pytest.fixture(scope="module")
+def det(digits, ce_trainer):
+    return ra.KDensityDetector(ce_trainer.get_classifier(), n_per_class=100).fit(
+        digits.x_train, digits.y_train, x_calibration=digits.x_test[200:])
+
+
+def test_orthogonalise_removes_the_component_per_example():
+    g = torch.randn(5, 1, 4, 4, dtype=torch.float64)
+    o = torch.randn(5, 1, 4, 4, dtype=torch.float64)
+    p = orthogonalise(g, o)
+    torch.testing.assert_close((p * o).flatten(1).sum(1), torch.zeros(5, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(orthogonalise(o, o), torch.zeros_like(o), atol=1e-12, rtol=0)
+
+
+def test_orthogonal_step_is_orthogonal_to_the_other_gradient(digits, det):
+    attack = DetectorPGD(0.2, mode="orthogonal")
+    x = torch.as_tensor(digits.x_test[:8])
+    y = torch.as_tensor(digits.y_test[:8])
+    gm, gd, m, _, _ = attack.gradients(det, x, y)
+    m = m.clone()
+    m[:4] = -1.0  # the first four are past the margin: they step on the detector, the others on the classifier
+    step = attack._direction(gm, gd, m).flatten(1).double()
+    gm, gd = gm.flatten(1).double(), gd.flatten(1).double()
+    cos_d = (step[:4] * gm[:4]).sum(1) / (step[:4].norm(dim=1) * gm[:4].norm(dim=1))
+    cos_c = (step[4:] * gd[4:]).sum(1) / (step[4:].norm(dim=1) * gd[4:].norm(dim=1))
+    assert cos_d.abs().max() < 1e-4 and cos_c.abs().max() < 1e-4
+    assert ((step[:4] * gd[:4]).sum(1) > 0).all() and ((step[4:] * gm[4:]).sum(1) > 0).all()  # still descent
+
+
+def test_selective_switches_exactly_at_the_margin(digits, det):
+    attack = DetectorPGD(0.2, mode="selective", margin=0.5)
+    x, y = torch.as_tensor(digits.x_test[:3]), torch.as_tensor(digits.y_test[:3])
+    gm, gd, _, _, _ = attack.gradients(det, x, y)
+    m = torch.tensor([-0.51, -0.5, 0.3])  # past the margin, at it, not misclassified
+    step = attack._direction(gm, gd, m)
+    for i, g in enumerate((gd, gm, gm)):
+        torch.testing.assert_close(step[i], attack._step(g[i : i + 1], use_sign=False)[0])
+
+
+def test_outputs_within_ball_and_clip_and_best_iterate_returned(digits, det):
+    x, y = digits.x_test[:16], digits.y_test[:16]
+    for norm, eps in (("linf", 0.15), ("l2", 1.0)):
+        r = DetectorPGD(eps, norm=norm, mode="selective", steps=20, restarts=2).run(det, torch.as_tensor(x), torch.as_tensor(y))
+        d = (r.x_adv - torch.as_tensor(x)).flatten(1)
+        bound = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+        assert (bound <= eps + 1e-5).all() and r.x_adv.min() >= -0.5 and r.x_adv.max() <= 0.5
+        with torch.no_grad():
+            logits, score = det.logits_and_score(r.x_adv)
+        torch.testing.assert_close(score, r.score)
+        assert torch.equal(r.misclassified, classifier_margin(logits, torch.as_tensor(y), False) < 0)
+
+
+def test_best_iterate_beats_the_last_one(digits, det, monkeypatch):
+    # the score of the returned example is the highest among misclassified iterates: at least the last one's
+    x, y = torch.as_tensor(digits.x_test[:16]), torch.as_tensor(digits.y_test[:16])
+    seen = []
+    original = DetectorPGD.gradients
+
+    def spy(self, detector, xa, labels):
+        out = original(self, detector, xa, labels)
+        seen.append((out[2] < 0, out[3]))
+        return out
+
+    monkeypatch.setattr(DetectorPGD, "gradients", spy)
+    r = DetectorPGD(0.2, mode="selective", steps=15, random_start=False).run(det, x, y)
+    ok = torch.stack([s[0] for s in seen])
+    scores = torch.stack([s[1] for s in seen]).masked_fill(~ok, -float("inf"))
+    assert r.misclassified.any()
+    torch.testing.assert_close(r.score[r.misclassified], scores.amax(0)[r.misclassified], rtol=1e-5, atol=1e-5)
+
+
+def test_constant_score_detector_is_evaded_like_the_plain_attack(digits, ce_trainer):
+    class Constant(ra.ConfidenceDetector):
+        def score_features(self, logits, features):
+            return logits.sum(1) * 0.0 + 1.0
+
+    clf = ce_trainer.get_classifier()
+    det = Constant(clf).fit(digits.x_test[200:])
+    x, y = torch.as_tensor(digits.x_test[:16]), torch.as_tensor(digits.y_test[:16])
+    plain = DetectorPGD(0.2, mode="classifier", steps=40, random_start=False).run(det, x, y)
+    for mode in ("selective", "orthogonal"):
+        r = DetectorPGD(0.2, mode=mode, steps=40, random_start=False).run(det, x, y)
+        assert abs(float(r.misclassified.float().mean()) - float(plain.misclassified.float().mean())) <= 0.13
+
+
+def test_success_at_fpr_and_robust_accuracy_on_hand_made_scores():
+    clean = np.arange(100, dtype=float)  # 5% FPR -> threshold 5.0, 50% -> 50.0
+    adv = np.array([4.0, 5.0, 49.0, 60.0])
+    goal = np.array([True, True, True, False])
+    assert success_at_fpr(clean, adv, goal, 0.05) == pytest.approx(2 / 4)  # 5.0 and 49.0 pass, 4.0 is flagged
+    assert success_at_fpr(clean, adv, goal, 0.5) == pytest.approx(0.0)
+    assert robust_accuracy_with_rejection(np.array([1, 2, 3, 4]), np.array([1, 0, 0, 0]),
+                                          np.array([False, True, False, False])) == pytest.approx(0.5)
+
+
+def test_parameters_and_global_rng(digits, det):
+    with pytest.raises(ValueError, match="mode"):
+        DetectorPGD(0.1, mode="fancy")
+    with pytest.raises(ValueError, match="norm"):
+        DetectorPGD(0.1, norm="l1")
+    with pytest.raises(ValueError, match="eps"):
+        DetectorPGD(0.0)
+    torch.manual_seed(3)
+    before = torch.rand(2)
+    torch.manual_seed(3)
+    DetectorPGD(0.1, steps=2).run(det, torch.as_tensor(digits.x_test[:4]), torch.as_tensor(digits.y_test[:4]))
+    assert torch.equal(torch.rand(2), before)
