@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--eps-grid", default="0.05,0.1,0.2,0.3", help="L-inf budgets; 0.1 is the headline")
     parser.add_argument("--steps", type=int, default=50, help="PGD steps (quick; the paper of Bryniarski et al.: 1000)")
     parser.add_argument("--mc-samples", type=int, default=20, help="MC-dropout passes of BU and KD+BU")
+    parser.add_argument("--no-cw-wb", action="store_true", help="skip the unbounded C&W-wb row of K-density")
+    parser.add_argument("--sanity-examples", type=int, default=10, help="inputs of the sanity checks per model x "
+                        "detector (selective PGD at the headline eps; 0 = skip)")
     args = parser.parse_args(argv)
     detectors = [d for d in args.detectors.split(",") if d]
     modes = [m for m in args.modes.split(",") if m]
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"detectors={detectors} modes={modes} eps={grid} steps={args.steps} step=eps/10 margin=0 "
           f"detector_weight=1 restarts=1 mc_samples={args.mc_samples} seed={args.seed}")
     models = C.train_models(args, data, objectives=objectives, dropout=0.5)
-    records = []
+    records, sanity = [], []
+    head = 0.1 if 0.1 in grid else grid[0]
     for objective, clf in models.items():
         x_fgsm = C.build_paper_attack("fgsm", clf, args, 0.2).generate(x_fit)
         for d in detectors:
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     records.append(ra.adaptive_report(clean_scores, x_scores, adv_scores, pred, ys,
                                                       r.misclassified.numpy(), r.linf.numpy(), r.l2.numpy(),
                                                       objective=objective, detector=d, attack=mode, eps=eps))
-            if d == "kd":
+            if d == "kd" and not args.no_cw_wb:
                 cw = ra.CarliniWagnerWB(**C.cw_wb_params(args)).generate(det, torch.as_tensor(xs), torch.as_tensor(ys))
                 adv_scores = det.score(cw.x_adv.numpy())
                 records.append(ra.adaptive_report(clean_scores, x_scores, adv_scores,
@@ -75,8 +79,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                                   cw.misclassified.numpy(), (cw.x_adv - torch.as_tensor(xs)).flatten(1)
                                                   .abs().amax(1).numpy(), cw.l2.numpy(), objective=objective,
                                                   detector=d, attack="cw-wb (unbounded)", eps=float("nan")))
+            if args.sanity_examples > 0:
+                m = args.sanity_examples
+                s = ra.evaluation.detector_pgd_sanity(ra.DetectorPGD(head, mode="selective", seed=args.seed), det,
+                                                      xs[:m], ys[:m], budgets=(args.steps // 2, args.steps,
+                                                                                2 * args.steps), unbounded_steps=100)
+                sanity.append({"model": objective, "detector": d,
+                               "success_by_budget": [round(v, 3) for v in s["success_by_budget"]],
+                               "monotone": s["monotone"], "unbounded_misclassification": s["unbounded_misclassification"],
+                               "zero_grad": s["zero_grad_fraction"], "nonfinite_grad": s["nonfinite_grad_fraction"]})
             print(f"{objective} {d}: done ({time.perf_counter() - t0:.0f}s)", flush=True)
-    head = 0.1 if 0.1 in grid else grid[0]
+    if sanity:
+        print(f"\nSanity checks (selective PGD, eps {head}, {args.sanity_examples} inputs; success must not fall as steps "
+              "double, unbounded misclassification should be 1.00, no zero / non-finite detector gradients)")
+        print(ra.markdown_table(sanity, ["model", "detector", "success_by_budget", "monotone",
+                                         "unbounded_misclassification", "zero_grad", "nonfinite_grad"]))
     rows = [r for r in records if r["eps"] == head or r["attack"].startswith("cw-wb")]
     print(f"\nHeadline eps = {head} (L-inf, [0, 1] units): SR@5 / SR@50 / robust accuracy with rejection @5 / AUC")
     print(ra.markdown_table([{"model": r["objective"], "detector": r["detector"], "attack": r["attack"],

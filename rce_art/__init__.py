@@ -70,6 +70,7 @@ __all__ = [
     "Dataset",
     "DetectorPGD",
     "DetectorPGDART",
+    "DetectorPGDTorchattacks",
     "FeatureTap",
     "KDensityDetector",
     "NotFittedError",
@@ -114,8 +115,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # the torchattacks form needs the optional extra: imported on first use
-    if name == "CarliniWagnerWBTorchattacks":
-        from rce_art.attacks import CarliniWagnerWBTorchattacks
+    if name in ("CarliniWagnerWBTorchattacks", "DetectorPGDTorchattacks"):
+        from rce_art import attacks
 
-        return CarliniWagnerWBTorchattacks
+        return getattr(attacks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

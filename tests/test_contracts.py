@@ -183,6 +183,9 @@ ATTACKS = {
                     lambda attack, det, x, y: attack.generate(det, x, y).x_adv.numpy()),
     "DetectorPGDART": (lambda det, clf: ra.DetectorPGDART(clf, det, 0.1, steps=3, verbose=False),
                        lambda attack, det, x, y: attack.generate(x, y)),
+    "DetectorPGDTorchattacks": (
+        lambda det, clf: ra.DetectorPGDTorchattacks(det.model, det, eps=0.1, steps=3),
+        lambda attack, det, x, y: attack(torch.as_tensor(x), torch.as_tensor(y)).numpy()),
     "UniformNoise": (lambda det, clf: ra.UniformNoise(0.1, (-0.5, 0.5), seed=0),
                      lambda attack, det, x, y: attack.generate(x)),
 }
@@ -190,7 +193,7 @@ ATTACKS = {
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_attack_contract(name, digits, clf):
-    if name.endswith("Torchattacks"):
+    if name.endswith("Torchattacks"):  # the optional extra
         pytest.importorskip("torchattacks")
     det = ra.KDensityDetector(clf, n_per_class=40).fit(digits.x_train, digits.y_train)
     make, run = ATTACKS[name]

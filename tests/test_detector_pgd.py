@@ -116,3 +116,29 @@ def test_parameters_and_global_rng(digits, det):
     torch.manual_seed(3)
     DetectorPGD(0.1, steps=2).run(det, torch.as_tensor(digits.x_test[:4]), torch.as_tensor(digits.y_test[:4]))
     assert torch.equal(torch.rand(2), before)
+
+
+@pytest.mark.parametrize("name", ["kd", "mahalanobis", "confidence"])
+def test_sanity_checks_pass_for_attack_detector_pairs(name, digits, ce_trainer):
+    clf = ce_trainer.get_classifier()
+    cal = digits.x_test[200:]
+    det = {"kd": lambda: ra.KDensityDetector(clf, n_per_class=100),
+           "mahalanobis": lambda: ra.MahalanobisDetector(clf),
+           "confidence": lambda: ra.ConfidenceDetector(clf)}[name]().fit(digits.x_train, digits.y_train,
+                                                                          x_calibration=cal)
+    x, y = digits.x_test[:12], digits.y_test[:12]
+    s = ra.evaluation.detector_pgd_sanity(DetectorPGD(0.2, mode="selective", random_start=False), det, x, y,
+                                          budgets=(5, 10, 20), unbounded_steps=60)
+    assert s["monotone"], s
+    assert s["unbounded_misclassification"] == 1.0
+    assert s["zero_grad_fraction"] == 0.0 and s["nonfinite_grad_fraction"] == 0.0
+
+
+def test_targeted_attack_toward_class_zero_is_not_treated_as_untargeted(digits, det):
+    # a known trap of reference code: target 0 read as "no target"
+    keep = digits.y_test[:40] != 0
+    x, t = torch.as_tensor(digits.x_test[:40][keep][:12]), torch.zeros(12, dtype=torch.long)
+    r = DetectorPGD(0.3, mode="classifier", steps=40, targeted=True, random_start=False).run(det, x, t)
+    with torch.no_grad():
+        pred = det.logits_and_score(r.x_adv)[0].argmax(1)
+    assert torch.equal(r.misclassified, pred == 0) and r.misclassified.float().mean() > 0.7

@@ -19,6 +19,7 @@ __all__ = [
     "CarliniWagnerWBTorchattacks",
     "DetectorPGD",
     "DetectorPGDART",
+    "DetectorPGDTorchattacks",
     "DetectorPGDResult",
     "UniformNoise",
     "classifier_margin",
@@ -34,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from rce_art.attacks.cw_wb_torchattacks import CarliniWagnerWBTorchattacks
 
         return CarliniWagnerWBTorchattacks
+    if name == "DetectorPGDTorchattacks":
+        from rce_art.attacks.detector_pgd_torchattacks import DetectorPGDTorchattacks
+
+        return DetectorPGDTorchattacks
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

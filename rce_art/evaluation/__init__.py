@@ -12,7 +12,7 @@ from rce_art.evaluation.protocol import (
     tpr_at_fpr,
 )
 from rce_art.evaluation.report import markdown_table, write_records
-from rce_art.evaluation.sanity import cw_wb_sanity
+from rce_art.evaluation.sanity import cw_wb_sanity, detector_pgd_sanity
 
 __all__ = [
     "adaptive_report",
@@ -22,6 +22,7 @@ __all__ = [
     "evaluate_detectors",
     "METRICS",
     "cw_wb_sanity",
+    "detector_pgd_sanity",
     "detection_auc",
     "distortion",
     "evaluate_attack",

@@ -9,9 +9,10 @@ import torch
 
 from rce_art._tensors import eval_mode
 from rce_art.attacks.cw_wb import CarliniWagnerWB
+from rce_art.attacks.detector_pgd import DetectorPGD
 from rce_art.detectors.kernel import class_log_kdensity
 
-__all__ = ["cw_wb_sanity"]
+__all__ = ["cw_wb_sanity", "detector_pgd_sanity"]
 
 
 def cw_wb_sanity(
@@ -62,6 +63,54 @@ def cw_wb_sanity(
         logits, feats = detector.logits_and_features(xg)
         cls = labels if targeted else logits.argmax(1)
         class_log_kdensity(feats, cls, attack.attacker_kernels(detector), detector.bandwidth_).sum().backward()
+    g = xg.grad.flatten(1)
+    return {
+        "budgets": list(budgets),
+        "success_by_budget": rates,
+        "monotone": all(b >= a - 1e-9 for a, b in zip(rates, rates[1:])),
+        "unbounded_misclassification": float(unbounded),
+        "zero_grad_fraction": float((g.abs().sum(1) == 0).float().mean()),
+        "nonfinite_grad_fraction": float((~torch.isfinite(g).all(1)).float().mean()),
+    }
+
+
+def detector_pgd_sanity(
+    attack: DetectorPGD,
+    detector: Any,
+    x: Any,
+    labels: Any,
+    budgets: Sequence[int] = (25, 50, 100),
+    unbounded_steps: int = 200,
+) -> dict[str, Any]:
+    """Check that a fixed-budget adaptive evaluation (:class:`~rce_art.attacks.DetectorPGD`) is not broken.
+
+    Reports, for any detector of the family (Carlini et al., "On Evaluating Adversarial Robustness", 2019):
+
+    * ``success_by_budget``: success (goal met AND not flagged at ``detector.threshold_``) as the number of steps
+      grows; it must not fall (``monotone``), else the optimisation or the bookkeeping is faulty;
+    * ``unbounded_misclassification``: the classifier-only attack with an ``eps`` covering the whole pixel range and
+      ``unbounded_steps`` steps; it should reach 100%;
+    * ``zero_grad_fraction`` / ``nonfinite_grad_fraction``: inputs whose detector-score gradient is zero or
+      non-finite; both should be 0, else the detector masks gradients.
+
+    Returns:
+        Dict with the entries above. The model runs in eval mode; its mode is restored.
+    """
+    x = torch.as_tensor(x, dtype=torch.float32).to(detector.device)
+    labels = torch.as_tensor(labels).to(detector.device)
+    rates = []
+    for b in budgets:
+        r = DetectorPGD(**{**attack.params(), "steps": int(b)}).run(detector, x, labels)
+        with torch.no_grad(), eval_mode(detector.model):
+            flagged = detector.logits_and_score(r.x_adv)[1] < detector.threshold_
+        rates.append(float((r.misclassified & ~flagged).float().mean()))
+    lo, hi = detector.clip_values
+    wide = DetectorPGD(**{**attack.params(), "eps": float(hi - lo), "mode": "classifier", "steps": unbounded_steps,
+                          "step_size": (hi - lo) / 50})
+    unbounded = wide.run(detector, x, labels).misclassified.float().mean()
+    xg = x.clone().requires_grad_(True)
+    with eval_mode(detector.model):
+        detector.logits_and_score(xg)[1].sum().backward()
     g = xg.grad.flatten(1)
     return {
         "budgets": list(budgets),
