@@ -9,8 +9,7 @@ from art.attacks import EvasionAttack
 from art.estimators.classification.classifier import ClassifierMixin
 from art.estimators.estimator import BaseEstimator
 
-from rce_art._tensors import as_input_tensor
-from rce_art._validation import check_labels
+from rce_art.attacks._art_form import check_detector_on, inputs_and_goals
 from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult
 
 __all__ = ["CarliniWagnerWBART"]
@@ -84,13 +83,7 @@ class CarliniWagnerWBART(EvasionAttack):
     def _check_params(self) -> None:
         super()._check_params()
         self.core()  # validates the hyper-parameters with clear messages
-        if not hasattr(self.detector, "kernels") or not hasattr(self.detector, "logits_and_features"):
-            raise TypeError("detector must be a rce_art.KDensityDetector")
-        det = self.detector
-        if det.classifier is not self.estimator and det.view.model is not self.estimator.model:
-            raise ValueError("the detector must be fitted on the attacked classifier (detector.classifier is another model)")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        check_detector_on(self.estimator, self.detector, "kernels", self.batch_size)
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
         """Craft C&W-wb examples.
@@ -102,14 +95,7 @@ class CarliniWagnerWBART(EvasionAttack):
         Returns:
             The returned examples (see :class:`~rce_art.attacks.CarliniWagnerWB`), same dtype as ``x``.
         """
-        det = self.detector
-        xt = as_input_tensor(x, det.device, det.clip_values)
-        if y is None:
-            if self.targeted:
-                raise ValueError("a targeted C&W-wb attack needs target labels y")
-            labels = det.extract(xt)[0].argmax(1)
-        else:
-            labels = check_labels(y, xt.shape[0], det.nb_classes_)
-        result = self.core().generate(det, xt, labels, self.targeted, self.batch_size, progress=self.verbose)
+        xt, labels = inputs_and_goals(self.detector, x, y, self.targeted)
+        result = self.core().generate(self.detector, xt, labels, self.targeted, self.batch_size, progress=self.verbose)
         self.last_result_: CWResult = result
         return result.x_adv.cpu().numpy().astype(np.asarray(x).dtype, copy=False)

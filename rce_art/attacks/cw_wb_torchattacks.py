@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    from torchattacks.attack import Attack
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("torchattacks is not installed; install the extra: pip install 'rce-art[torchattacks]'") from e
-
 from torch import Tensor
 
-from rce_art.attacks.cw_wb import CarliniWagnerWB
+from rce_art.attacks._torchattacks_form import DetectorAttackForm
+from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult
 
 __all__ = ["CarliniWagnerWBTorchattacks"]
 
 
-class CarliniWagnerWBTorchattacks(Attack):
+class CarliniWagnerWBTorchattacks(DetectorAttackForm):
     """torchattacks form of :class:`~rce_art.attacks.CarliniWagnerWB`.
 
     Inputs are in the detector's classifier range (e.g. ``[-0.5, 0.5]``) unless torchattacks
@@ -33,17 +29,8 @@ class CarliniWagnerWBTorchattacks(Attack):
     """
 
     def __init__(self, model: Any, detector: Any, **params: Any) -> None:
-        super().__init__("CarliniWagnerWB", model)
-        self.detector = detector
+        super().__init__("CarliniWagnerWB", model, detector)
         self.core = CarliniWagnerWB(**params)
-        self.supported_mode = ["default", "targeted"]
 
-    def forward(self, images: Tensor, labels: Tensor) -> Tensor:
-        images = images.clone().detach().to(self.device)
-        labels = labels.clone().detach().to(self.device)
-        goal = self.get_target_label(images, labels) if self.targeted else labels
-        x = self.normalize(images) if self.normalization_used is not None else images
-        result = self.core.run(self.detector, x, goal, targeted=self.targeted)
-        self.last_result_ = result
-        x_adv = result.x_adv
-        return self.inverse_normalize(x_adv) if self.normalization_used is not None else x_adv
+    def run(self, x: Tensor, goal: Tensor) -> CWResult:
+        return self.core.run(self.detector, x, goal, targeted=self.targeted)

@@ -9,8 +9,7 @@ from art.attacks import EvasionAttack
 from art.estimators.classification.classifier import ClassifierMixin
 from art.estimators.estimator import BaseEstimator
 
-from rce_art._tensors import as_input_tensor
-from rce_art._validation import check_labels
+from rce_art.attacks._art_form import check_detector_on, inputs_and_goals
 from rce_art.attacks.detector_pgd import DetectorPGD, DetectorPGDResult
 
 __all__ = ["DetectorPGDART"]
@@ -52,25 +51,13 @@ class DetectorPGDART(EvasionAttack):
 
     def _check_params(self) -> None:
         super()._check_params()
-        self.core()
-        if not hasattr(self.detector, "logits_and_score"):
-            raise TypeError("detector must be a detector of rce_art (with logits_and_score)")
-        if self.detector.classifier is not self.estimator and self.detector.view.model is not self.estimator.model:
-            raise ValueError("the detector must be fitted on the attacked classifier (detector.classifier is another model)")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        self.core()  # validates the hyper-parameters with clear messages
+        check_detector_on(self.estimator, self.detector, "logits_and_score", self.batch_size)
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
         """Adversarial examples (same dtype as ``x``); ``y``: targets (targeted, required) or true labels
         (default: the model's predictions)."""
-        det = self.detector
-        xt = as_input_tensor(x, det.device, det.clip_values)
-        if y is None:
-            if self.targeted:
-                raise ValueError("a targeted attack needs target labels y")
-            labels = det.extract(xt)[0].argmax(1)
-        else:
-            labels = check_labels(y, xt.shape[0], det.nb_classes_)
-        result = self.core().generate(det, xt, labels, self.batch_size, progress=self.verbose)
+        xt, labels = inputs_and_goals(self.detector, x, y, self.targeted)
+        result = self.core().generate(self.detector, xt, labels, self.batch_size, progress=self.verbose)
         self.last_result_: DetectorPGDResult = result
         return result.x_adv.cpu().numpy().astype(np.asarray(x).dtype, copy=False)

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    from torchattacks.attack import Attack
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("torchattacks is not installed; install the extra: pip install 'rce-art[torchattacks]'") from e
-
 from torch import Tensor
 
-from rce_art.attacks.detector_pgd import DetectorPGD
+from rce_art.attacks._torchattacks_form import DetectorAttackForm
+from rce_art.attacks.detector_pgd import DetectorPGD, DetectorPGDResult
 
 __all__ = ["DetectorPGDTorchattacks"]
 
 
-class DetectorPGDTorchattacks(Attack):
+class DetectorPGDTorchattacks(DetectorAttackForm):
     """torchattacks form of :class:`~rce_art.attacks.DetectorPGD`.
 
     Inputs are in the detector's classifier range unless torchattacks normalisation is set on the attack (then
@@ -34,18 +30,10 @@ class DetectorPGDTorchattacks(Attack):
     """
 
     def __init__(self, model: Any, detector: Any, **params: Any) -> None:
-        super().__init__("DetectorPGD", model)
+        super().__init__("DetectorPGD", model, detector)
         params.pop("targeted", None)
-        self.detector = detector
         self.params = params
         DetectorPGD(**params)  # validates the hyper-parameters
-        self.supported_mode = ["default", "targeted"]
 
-    def forward(self, images: Tensor, labels: Tensor) -> Tensor:
-        images = images.clone().detach().to(self.device)
-        labels = labels.clone().detach().to(self.device)
-        goal = self.get_target_label(images, labels) if self.targeted else labels
-        x = self.normalize(images) if self.normalization_used is not None else images
-        result = DetectorPGD(**self.params, targeted=self.targeted).run(self.detector, x, goal)
-        self.last_result_ = result
-        return self.inverse_normalize(result.x_adv) if self.normalization_used is not None else result.x_adv
+    def run(self, x: Tensor, goal: Tensor) -> DetectorPGDResult:
+        return DetectorPGD(**self.params, targeted=self.targeted).run(self.detector, x, goal)

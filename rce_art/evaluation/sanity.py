@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from rce_art._tensors import eval_mode
 from rce_art.attacks.cw_wb import CarliniWagnerWB
@@ -63,15 +64,7 @@ def cw_wb_sanity(
         logits, feats = detector.logits_and_features(xg)
         cls = labels if targeted else logits.argmax(1)
         class_log_kdensity(feats, cls, attack.attacker_kernels(detector), detector.bandwidth_).sum().backward()
-    g = xg.grad.flatten(1)
-    return {
-        "budgets": list(budgets),
-        "success_by_budget": rates,
-        "monotone": all(b >= a - 1e-9 for a, b in zip(rates, rates[1:])),
-        "unbounded_misclassification": float(unbounded),
-        "zero_grad_fraction": float((g.abs().sum(1) == 0).float().mean()),
-        "nonfinite_grad_fraction": float((~torch.isfinite(g).all(1)).float().mean()),
-    }
+    return _report(budgets, rates, float(unbounded), xg.grad)
 
 
 def detector_pgd_sanity(
@@ -111,12 +104,18 @@ def detector_pgd_sanity(
     xg = x.clone().requires_grad_(True)
     with eval_mode(detector.model):
         detector.logits_and_score(xg)[1].sum().backward()
-    g = xg.grad.flatten(1)
+    return _report(budgets, rates, float(unbounded), xg.grad)
+
+
+def _report(budgets: Sequence[int], rates: list[float], unbounded: float, grad: Tensor) -> dict[str, Any]:
+    """The sanity report shared by the checks: success by budget, its monotonicity, unbounded misclassification,
+    and the fractions of inputs with a zero or non-finite detector gradient."""
+    g = grad.flatten(1)
     return {
         "budgets": list(budgets),
         "success_by_budget": rates,
         "monotone": all(b >= a - 1e-9 for a, b in zip(rates, rates[1:])),
-        "unbounded_misclassification": float(unbounded),
+        "unbounded_misclassification": unbounded,
         "zero_grad_fraction": float((g.abs().sum(1) == 0).float().mean()),
         "nonfinite_grad_fraction": float((~torch.isfinite(g).all(1)).float().mean()),
     }
