@@ -57,8 +57,10 @@ class KDBUDetector(CombinedDetector):
         self._check_params()
         self._bind()
 
-    def _kd(self) -> KDensityDetector:
-        return KDensityDetector(self.classifier, bandwidth=self.bandwidth, n_per_class=self.n_per_class,
+    def _kd(self, bandwidth: float | str | None = None) -> KDensityDetector:
+        """The K-density part; ``bandwidth`` overrides the constructor's (a loaded sigma: no new selection)."""
+        return KDensityDetector(self.classifier, bandwidth=self.bandwidth if bandwidth is None else bandwidth,
+                                n_per_class=self.n_per_class,
                                 layer=self.layer, calibration_fraction=self.calibration_fraction,
                                 batch_size=self.batch_size, seed=self.seed)
 
@@ -92,8 +94,8 @@ class KDBUDetector(CombinedDetector):
         return {"bandwidth_": self.bandwidth_}, {"features_": self.features_, "labels_": self.labels_}
 
     def _restore_unsupervised(self, meta: dict[str, Any], tensors: dict[str, Tensor]) -> None:
-        kd = self._kd()
+        kd = self._kd(bandwidth=float(meta["bandwidth_"]))  # the saved sigma: no bandwidth selection on load
         kd.fit_features(tensors["features_"].to(self.device), tensors["labels_"], nb_classes=self.nb_classes_)
         self.bank_, self.features_, self.labels_ = kd.kernel_bank, kd.features_, kd.labels_
-        self.bandwidth_ = float(meta["bandwidth_"])
+        self.bandwidth_ = kd.bandwidth_
 
