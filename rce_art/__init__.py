@@ -32,6 +32,7 @@ from rce_art.evaluation import (
 )
 from rce_art.exceptions import NotFittedError
 from rce_art.losses import (
+    ComposedObjective,
     ReduceVarianceLoss,
     ReverseCrossEntropyLoss,
     SiameseCosineLoss,
@@ -49,7 +50,7 @@ from rce_art.models import (
     resnet32,
     resnet56,
 )
-from rce_art.training import CETrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
+from rce_art.training import CETrainer, ObjectiveTrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
 
 __version__ = "0.2.0"
 
@@ -58,6 +59,7 @@ __all__ = [
     "PAPER_BANDWIDTHS",
     "BayesianUncertaintyDetector",
     "CETrainer",
+    "ComposedObjective",
     "ConfidenceDetector",
     "KDBUDetector",
     "LIDDetector",
@@ -74,6 +76,7 @@ __all__ = [
     "FeatureTap",
     "KDensityDetector",
     "NotFittedError",
+    "ObjectiveTrainer",
     "PDMTrainer",
     "PreActResNet",
     "RCETrainer",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PAPER_STEPS", "SGD", "cw_settings", "cw_wb_settings", "sgd_settings"]
+__all__ = ["LEMESLE_GRID", "LEMESLE_SGD", "PAPER_STEPS", "SGD", "cw_settings", "cw_wb_settings", "sgd_settings"]
 
 SGD: dict[str, Any] = {
     "lr": 0.1,
@@ -64,3 +64,20 @@ def cw_wb_settings(paper: bool, max_iter: int | None = None) -> dict[str, Any]:
     if paper:
         return {**phases, "max_iter": 10_000, "learning_rate": 0.01}
     return {**phases, "max_iter": 200 if max_iter is None else int(max_iter), "learning_rate": 0.05}
+
+
+LEMESLE_SGD: dict[str, Any] = {
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "batch_size": 256,
+    "schedule": "cosine",
+    "augment": "crop-flip",
+    "epochs": 200,
+}
+"""Lemesle & Vernade's training set-up (Table 1, CIFAR-10, ResNet-32): SGD 0.1 with momentum 0.9, weight decay
+5e-4, cosine annealing, 200 epochs of batch 256, random crops (padding 4: ours, not given) and horizontal flips.
+For their MNIST grid (Section 4.4) the set-up is not given; ours drops the flips (digits are not mirror-symmetric)."""
+
+LEMESLE_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8, 1.0)
+"""The report's grid of ``lambda_1`` (label smoothing toward RCE) and ``lambda_2`` (logit squeezing), Section 4.4."""

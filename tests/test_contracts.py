@@ -133,6 +133,9 @@ TRAINERS = {
     "CETrainer": lambda clf: ra.CETrainer(clf, epochs=3, batch_size=32, progress=False),
     "RCETrainer": lambda clf: ra.RCETrainer(clf, epochs=3, batch_size=32, progress=False),
     "PDMTrainer": lambda clf: ra.PDMTrainer(clf, epochs=3, batch_size=32, progress=False),
+    "ObjectiveTrainer": lambda clf: ra.ObjectiveTrainer(
+        clf, ra.ComposedObjective(rce_smoothing=0.4, logit_squeezing=0.1, output_variance=1.0), epochs=3,
+        batch_size=32, progress=False, schedule="cosine", weight_decay=5e-4, augment="crop", crop_padding=1),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,9 @@ from tqdm.auto import tqdm
 
 from rce_art._validation import check_inputs
 
-__all__ = ["TrainHistory", "piecewise_lr", "train_model"]
+__all__ = ["SCHEDULES", "TrainHistory", "cosine_lr", "piecewise_lr", "train_model"]
+
+SCHEDULES = ("piecewise", "cosine")
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -28,6 +31,15 @@ def piecewise_lr(step: int, total_steps: int, milestones: Sequence[float], gamma
     """
     frac = step / max(total_steps, 1)
     return float(gamma ** sum(frac >= m for m in milestones))
+
+
+def cosine_lr(step: int, total_steps: int) -> float:
+    """Multiplier of the base learning rate at ``step`` under cosine annealing to 0 (Loshchilov & Hutter 2017).
+
+    ``0.5 * (1 + cos(pi * step / total_steps))``, per optimisation step, as torch's ``CosineAnnealingLR``
+    with ``T_max = total_steps`` and ``eta_min = 0`` (Lemesle & Vernade, Table 1).
+    """
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
 
 @dataclass
@@ -68,6 +80,8 @@ def train_model(
     device: str | torch.device | None = None,
     progress: bool = True,
     batch_loss: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
+    schedule: str = "piecewise",
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place with SGD + momentum, weight decay and a piecewise schedule.
 
@@ -88,16 +102,22 @@ def train_model(
         progress: Show a tqdm progress bar.
         batch_loss: ``batch_loss(model, x, y) -> scalar`` replacing ``loss_fn(model(x), y)``, for
             objectives that need more than one forward pass per batch (e.g. PDM's Siamese partners).
+        schedule: ``"piecewise"`` (``milestones``/``gamma``, Pang et al.) or ``"cosine"`` (annealing to 0
+            over all steps, Lemesle & Vernade; ``milestones`` and ``gamma`` are then unused).
+        augment: ``augment(x, generator) -> x`` applied to every training batch (e.g.
+            :func:`rce_art.data.augment.random_crop_flip`); its generator is seeded from ``seed``.
 
     Returns:
         :class:`TrainHistory`. The model is left in eval mode.
 
     Raises:
-        ValueError: If ``epochs`` or ``batch_size`` < 1, or on invalid data.
+        ValueError: If ``epochs`` or ``batch_size`` < 1, on an unknown schedule or on invalid data.
         FloatingPointError: If the loss becomes NaN or infinite (lower ``lr``).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     param = next(model.parameters(), None)
     if param is None:
         raise ValueError("model has no parameters to train")
@@ -107,7 +127,11 @@ def train_model(
     loader = _as_loader(data, batch_size, gen)
     total = epochs * len(loader)  # type: ignore[arg-type]
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: piecewise_lr(s, total, milestones, gamma))
+    if schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, total))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: piecewise_lr(s, total, milestones, gamma))
+    aug_gen = torch.Generator().manual_seed(seed + 1)
     history = TrainHistory()
     devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -119,6 +143,8 @@ def train_model(
             history.lr.append(opt.param_groups[0]["lr"])
             for xb, yb in loader:
                 xb, yb = xb.to(dev), yb.to(dev)
+                if augment is not None:
+                    xb = augment(xb, aug_gen)
                 loss = batch_loss(model, xb, yb) if batch_loss is not None else loss_fn(model(xb), yb)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate")

@@ -13,11 +13,12 @@ from torch.utils.data import DataLoader
 
 from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels
+from rce_art.data.augment import AUGMENTATIONS, random_crop_flip
 from rce_art.losses.rce import reverse_cross_entropy
 from rce_art.models.estimator import Preprocessed, make_art_classifier, resolve_model, with_model
 from rce_art.models.reverse import ReverseLogits
 from rce_art.settings import SGD
-from rce_art.training.loop import TrainHistory, train_model
+from rce_art.training.loop import SCHEDULES, TrainHistory, train_model
 
 __all__ = ["CETrainer", "RCETrainer", "TorchTrainer"]
 
@@ -44,8 +45,14 @@ class TorchTrainer(Trainer):
         seed: Seed of shuffling and model randomness.
         progress: Show a progress bar.
         clip_values: Pixel range, needed only when ``classifier`` is a plain module.
+        schedule: ``"piecewise"`` (default, Pang et al.) or ``"cosine"`` annealing (Lemesle & Vernade).
+        augment: ``None`` (default), ``"crop"``, ``"flip"`` or ``"crop-flip"``: random crops after padding
+            by ``crop_padding`` pixels of the lowest pixel value and/or random horizontal flips, on every
+            batch (CIFAR-10 standard; :func:`rce_art.data.augment.random_crop_flip`).
+        crop_padding: Padding of the random crop (4 for CIFAR-10).
 
-    Defaults are the paper's (``rce_art.settings.SGD``).
+    Defaults are the paper's (``rce_art.settings.SGD``); ``rce_art.settings.LEMESLE_SGD`` holds the
+    report's (weight decay 5e-4, cosine schedule, crop + flip).
 
     Attributes:
         history_ (TrainHistory): Per-epoch loss and learning rate, after ``fit``.
@@ -65,7 +72,16 @@ class TorchTrainer(Trainer):
         seed: int = 0,
         progress: bool = True,
         clip_values: tuple[float, float] | None = None,
+        schedule: str = "piecewise",
+        augment: str | None = None,
+        crop_padding: int = 4,
     ) -> None:
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        if augment is not None and augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be None or one of {AUGMENTATIONS}, got {augment!r}")
+        if crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {crop_padding}")
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
         if not lr > 0:
@@ -76,6 +92,7 @@ class TorchTrainer(Trainer):
         self.momentum, self.weight_decay = momentum, weight_decay
         self.milestones, self.gamma, self.seed, self.progress = tuple(milestones), gamma, seed, progress
         self.clip_values = clip_values if clip_values is not None else self._view.clip_values
+        self.schedule, self.augment, self.crop_padding = schedule, augment, int(crop_padding)
         self._input_shape: tuple[int, ...] | None = self._view.input_shape
         self._nb_classes: int | None = getattr(self._view.estimator, "nb_classes", None)
         self._art: Any = None
@@ -104,8 +121,21 @@ class TorchTrainer(Trainer):
             device=self._view.device,
             progress=self.progress,
             batch_loss=self._batch_loss(data),
+            schedule=self.schedule,
+            augment=self._augmentation(),
         )
         return self.history_
+
+    def _augmentation(self) -> Any:
+        if self.augment is None:
+            return None
+        fill = float(self.clip_values[0]) if self.clip_values is not None else 0.0
+        crop, flip, pad = "crop" in self.augment, "flip" in self.augment, self.crop_padding
+
+        def augment(x: Tensor, generator: torch.Generator) -> Tensor:
+            return random_crop_flip(x, padding=pad, flip=flip, crop=crop, fill=fill, generator=generator)
+
+        return augment
 
     def _batch_loss(self, data: Any) -> Any:
         """Per-batch objective for the loop; ``None`` uses ``self.loss(model(x), y)``."""

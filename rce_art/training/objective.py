@@ -1,0 +1,62 @@
+"""One trainer for any per-batch objective of the logits: the report's composed objectives and the like."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+
+from rce_art.losses.composed import ComposedObjective
+from rce_art.models.reverse import ReverseLogits
+from rce_art.training.trainers import TorchTrainer
+
+__all__ = ["ObjectiveTrainer"]
+
+
+class ObjectiveTrainer(TorchTrainer):
+    """Train on ``objective(logits, y)``: label smoothing toward RCE, logit squeezing, OVM and any mix.
+
+    One trainer for every combination (Lemesle & Vernade's eq. 3 grid, OVM, standard label smoothing):
+    pass a :class:`~rce_art.losses.ComposedObjective` or any callable of one batch's raw logits and labels.
+
+    Example:
+        >>> from rce_art.losses import ComposedObjective
+        >>> trainer = ObjectiveTrainer(classifier, ComposedObjective(output_variance=1.0))  # doctest: +SKIP
+
+    Args:
+        classifier: ART ``PyTorchClassifier`` around the network, or the module (see :class:`TorchTrainer`).
+        objective: ``objective(logits (N, L), y (N,)) -> scalar`` on raw logits; default
+            ``ComposedObjective()``, i.e. plain cross-entropy.
+        reverse: The objective trains a *reverse* classifier (RCE-like: lowest probability on the true
+            class); :meth:`get_model` then wraps the network in :class:`~rce_art.models.ReverseLogits`.
+        **kwargs: Loop settings of :class:`TorchTrainer` (``epochs``, ``lr``, ``weight_decay``,
+            ``schedule``, ``augment``, ...).
+
+    Raises:
+        TypeError: If ``objective`` is not callable.
+    """
+
+    def __init__(
+        self,
+        classifier: Any,
+        objective: Callable[[Tensor, Tensor], Tensor] | None = None,
+        *,
+        reverse: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        objective = ComposedObjective() if objective is None else objective
+        if not callable(objective):
+            raise TypeError(f"objective must be callable as objective(logits, y), got {type(objective).__name__}")
+        super().__init__(classifier, **kwargs)
+        self.objective, self.reverse = objective, bool(reverse)
+
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        return self.objective(logits, y)
+
+    def get_model(self) -> nn.Module:
+        if not self.reverse:
+            return self._view.model
+        if not hasattr(self, "_reversed"):
+            self._reversed = ReverseLogits(self._view.model)
+        return self._reversed
