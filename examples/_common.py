@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,50 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+ATTACK_BATCH = 256
+"""Batch size of the registry's attacks: the granularity of example shards, so shards run the same batches."""
+
+
+def add_shard_options(parser: argparse.ArgumentParser) -> None:
+    """``--shard i/n`` and ``--merge FILES``: the offline form of sharded evaluation."""
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="attack only shard I of N (0-based) and write its per-example results as JSON to --out "
+                             "(for jobs that cannot talk to each other; under torchrun the processes shard by rank)")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                        help="merge the JSON files of every --shard job of one run and print the tables")
+
+
+def setup_sharding(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[int, int] | None:
+    """Join torchrun's process group if launched by it; parse ``--shard``. Returns ``(i, n)`` or ``None``."""
+    ra.distributed.init_distributed()
+    if args.shard is None:
+        return None
+    if ra.distributed.is_distributed():
+        parser.error("--shard is the offline form: under torchrun the processes shard by rank; drop --shard")
+    try:
+        return ra.distributed.parse_shard(args.shard)
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def shard_note(shard: tuple[int, int] | None) -> str:
+    """What part of the examples this process handles, for the settings line."""
+    if shard is not None:
+        return f" shard={shard[0]}/{shard[1]} (offline)"
+    world = ra.distributed.get_world_size()
+    return f" processes={world} (torchrun, examples sharded by rank)" if world > 1 else ""
+
+
+@contextlib.contextmanager
+def main_process_output():
+    """Only rank 0 prints under torchrun (the others' stdout goes to /dev/null)."""
+    if ra.distributed.is_main_process():
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
 def default_epochs(args: argparse.Namespace, n_train: int) -> int:
     """Epochs: ``--epochs``, else the paper's step count (``--paper``), else quick per-dataset defaults."""
     if args.epochs is not None:
@@ -87,30 +133,46 @@ def train_models(
     """
     model = model or args.model
     epochs = default_epochs(args, len(data.x_train))
+    batch_size = SGD["batch_size"] if data.name != "digits" else 64
     out: dict[str, Any] = {}
     for objective in objectives:
-        batch_size = SGD["batch_size"] if data.name != "digits" else 64
-        key = [data.name, model, objective, epochs, args.seed, len(data.x_train), SGD["lr"], batch_size, "w16"]
-        key = json.dumps(key + ([dropout] if dropout else []))
-        slug = objective.replace("+", "-").lower()
-        path = args.out / "models" / f"{data.name}-{model}-{slug}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
-        torch.manual_seed(args.seed)
-        net = build_net(model, data, dropout)
-        raw = ra.make_art_classifier(net, data.input_shape, data.nb_classes, data.clip_values)
         trainer_cls, extra = TRAINERS[objective]
-        trainer = trainer_cls(raw, epochs=epochs, batch_size=batch_size, seed=args.seed, progress=not args.quiet, **extra)
-        if path.exists() and not args.no_cache:
-            net.load_state_dict(torch.load(path, weights_only=True))
-            net.eval()
-            print(f"{objective}: loaded {path}")
-        else:
-            t0 = time.perf_counter()
-            trainer.fit(data.x_train, data.y_train)
+        key = [objective, epochs, args.seed, len(data.x_train), SGD["lr"], batch_size, "w16"] + ([dropout] if dropout else [])
+        out[objective] = train_cached(
+            args, data, objective, key, lambda clf, cls=trainer_cls, kw=extra: cls(
+                clf, epochs=epochs, batch_size=batch_size, seed=args.seed, progress=not args.quiet, **kw),
+            model=model, dropout=dropout, epochs=epochs)
+    return out
+
+
+def train_cached(
+    args: argparse.Namespace, data: ra.Dataset, name: str, key: list, make_trainer: Any, *, model: str | None = None,
+    dropout: float = 0.0, epochs: int | None = None, net: Any = None,
+) -> Any:
+    """Train one network with ``make_trainer(raw_classifier)`` (or load it from ``--out/models``); return its
+    ART classifier. ``key`` lists every setting that changes the weights besides the dataset and model;
+    ``net(data)`` builds the network (default: :func:`build_net` for ``--model``)."""
+    model = model or args.model
+    digest = hashlib.sha1(json.dumps([data.name, model, *key]).encode()).hexdigest()[:10]
+    slug = name.replace("+", "-").replace(" ", "_").replace("=", "").replace(",", "-").lower()
+    path = args.out / "models" / f"{data.name}-{model}-{slug}-{digest}.pt"
+    torch.manual_seed(args.seed)
+    net = build_net(model, data, dropout) if net is None else net(data)
+    raw = ra.make_art_classifier(net, data.input_shape, data.nb_classes, data.clip_values)
+    trainer = make_trainer(raw)
+    if path.exists() and not args.no_cache:
+        net.load_state_dict(torch.load(path, weights_only=True))
+        net.eval()
+        print(f"{name}: loaded {path}")
+    else:
+        t0 = time.perf_counter()
+        trainer.fit(data.x_train, data.y_train)  # DistributedDataParallel under torchrun
+        if ra.distributed.is_main_process():  # rank 0 alone writes; every rank holds the same weights
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(net.state_dict(), path)
-            print(f"{objective}: trained {model} for {epochs} epochs in {time.perf_counter() - t0:.0f}s")
-        out[objective] = trainer.get_classifier()
-    return out
+        ra.distributed.barrier()
+        print(f"{name}: trained {model} for {epochs or trainer.epochs} epochs in {time.perf_counter() - t0:.0f}s")
+    return trainer.get_classifier()
 
 
 def attack_subset(data: ra.Dataset, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import _common as C
 import numpy as np
 
 import rce_art as ra
+from rce_art.evaluation import load_shards
 from rce_art.evaluation.paper_values import TABLE2
 
 ATTACKS = ("fgsm", "bim", "ilcm", "jsma", "cw", "cw-hc")
@@ -110,6 +112,36 @@ def print_table(records: list[dict], args, n: int, bandwidth: str) -> None:
             print(f"- {line}")
 
 
+def finish(records: list[dict], args, n: int, bandwidths: tuple[str, ...]) -> list[dict]:
+    """Average rows, the tables and claims per bandwidth, and the records on disk (whole, torchrun or merged run)."""
+    records += average_rows(records)
+    for bw in bandwidths:
+        mine = [r for r in records if r["bandwidth"] == bw]
+        for r in mine:
+            r.setdefault("sigma", next(q["sigma"] for q in mine if q["objective"] == r["objective"] and "sigma" in q))
+        print_table(mine, args, n, bw)
+    ra.write_records(records, args.out / f"table2-{args.dataset}-{args.model}")
+    return records
+
+
+def merge(args) -> list[dict]:
+    """``--merge``: the records of a run from the JSON files of its ``--shard`` jobs."""
+    parts, meta = load_shards(args.merge)
+    args.dataset, args.model, args.attacks = meta["dataset"], meta["model"], meta["attacks"]
+    args.out = args.out if args.out != Path("runs") else Path(args.merge[0]).parent
+    records = []
+    for key, part in parts.items():
+        objective, attack, bw = key.split("|")
+        info = part["info"]
+        spe = sum(i["seconds_per_example"] * i["n_shard"] for i in info) / max(sum(i["n_shard"] for i in info), 1)
+        rec = ra.report_from_scores(part["scores"], attack=attack, objective=objective, bandwidth=bw,
+                                    sigma=info[0]["sigma"])
+        rec.update(backend=info[0]["backend"], seconds_per_example=spe, settings=info[0]["settings"])
+        records.append(rec)
+    print(f"merged {len(args.merge)} shards: {meta}")
+    return finish(records, args, meta["n"], tuple(meta["bandwidths"]))
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = C.common_parser(__doc__)
     parser.add_argument("--bandwidth", choices=("auto", "paper", "both"), default="auto",
@@ -119,20 +151,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--detectors", default="", help="comma-separated extra detectors fitted on the training "
                         f"set, reported beside the paper's metrics: {sorted(EXTRA)} (combiner detectors need "
                         "adversarial fit data: see examples/compare_detectors.py)")
+    C.add_shard_options(parser)
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args)
     extra = [d.strip() for d in args.detectors.split(",") if d.strip()]
     if set(extra) - set(EXTRA):
         parser.error(f"unknown --detectors {sorted(set(extra) - set(EXTRA))}; choose from {sorted(EXTRA)}")
+    shard = C.setup_sharding(args, parser)
+    if extra and (shard is not None or ra.distributed.is_distributed()):
+        parser.error("--detectors is not supported with --shard or torchrun yet; run it in one process")
+    with C.main_process_output():
+        return run(args, extra, shard)
+
+
+def run(args, extra: list[str], shard: tuple[int, int] | None) -> list[dict]:
     t_start = time.perf_counter()
     data = C.load_data(args)
     eps = args.eps if args.eps is not None else C.DEFAULT_EPS[args.dataset]
     x, y = C.attack_subset(data, args.n_examples, args.seed)
     bandwidths = ("auto", "paper") if args.bandwidth == "both" else (args.bandwidth,)
+    sharded = shard is not None or ra.distributed.is_distributed()
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={len(x)} eps={eps} backend={args.backend} "
           f"bandwidth={args.bandwidth} seed={args.seed} epochs={C.default_epochs(args, len(data.x_train))} "
-          f"C&W={ra.settings.cw_settings(args.paper)}")
+          f"C&W={ra.settings.cw_settings(args.paper)}" + C.shard_note(shard))
     models = C.train_models(args, data)
     records: list[dict] = []
+    parts: dict[str, dict] = {}
     for objective, clf in models.items():
         dets = {bw: ra.KDensityDetector(clf, bandwidth=f"paper-{objective.lower()}" if bw == "paper" else "auto",
                                         seed=args.seed).fit(data.x_train, data.y_train) for bw in bandwidths}
@@ -141,24 +186,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
               + ", ".join(f"{bw}={d.bandwidth_:.4g}" for bw, d in dets.items()))
         for name in args.attacks:
             attack = C.build_paper_attack(name, clf, args, eps)
-            x_adv = attack.generate(x)
+            if sharded:  # this process's / job's slice; per-example results gathered (torchrun) or saved (--shard)
+                scores = ra.sharded_example_scores(attack.generate, dets, x, y, data.clip_values,
+                                                   block=C.ATTACK_BATCH, shard=shard)
+            else:
+                x_adv = attack.generate(x)
             for bw, det in dets.items():
-                rec = ra.evaluate_attack(det, x, x_adv, y, data.clip_values, detectors=others, attack=name,
-                                         objective=objective, bandwidth=bw, sigma=det.bandwidth_)
-                rec.update(backend=attack.backend, seconds_per_example=attack.seconds_per_example,
-                           settings=attack.describe())
+                labels = {"attack": name, "objective": objective, "bandwidth": bw, "sigma": det.bandwidth_}
+                info = {"backend": attack.backend, "seconds_per_example": attack.seconds_per_example,
+                        "settings": attack.describe()}
+                if shard is not None:
+                    parts[f"{objective}|{name}|{bw}"] = {"scores": scores[bw], "info": {
+                        **info, "sigma": det.bandwidth_, "n_shard": len(scores[bw]["y"])}}
+                    print(f"  {attack.describe()}: shard of {len(scores[bw]['y'])} examples done", flush=True)
+                    continue
+                rec = (ra.report_from_scores(scores[bw], **labels) if sharded else
+                       ra.evaluate_attack(det, x, x_adv, y, data.clip_values, detectors=others, **labels))
+                rec.update(info)
                 records.append(rec)
                 print(f"  {attack.describe()}: {rec['n_pairs']} pairs, success {rec['success_rate']:.3f}, "
                       f"AUC K-density ({bw}) {rec['auc_kdensity']:.3f}, "
                       f"{attack.seconds_per_example * 1e3:.1f} ms/example", flush=True)
-    records += average_rows(records)
-    for bw in bandwidths:
-        mine = [r for r in records if r["bandwidth"] == bw]
-        for r in mine:
-            r.setdefault("sigma", next(q["sigma"] for q in mine if q["objective"] == r["objective"] and "sigma" in q))
-        print_table(mine, args, len(x), bw)
+    if shard is not None:
+        meta = {"dataset": args.dataset, "model": args.model, "attacks": list(args.attacks), "n": len(x), "eps": eps,
+                "seed": args.seed, "bandwidths": list(bandwidths), "epochs": C.default_epochs(args, len(data.x_train)),
+                "backend": args.backend, "paper": args.paper}
+        path = ra.save_shard(args.out / f"table2-{args.dataset}-{args.model}-shard-{shard[0]}-of-{shard[1]}.json",
+                             parts, shard=shard, n=len(x), meta=meta)
+        print(f"\nwrote {path}; when every shard is done: python examples/reproduce_table2.py --merge "
+              f"{args.out}/table2-{args.dataset}-{args.model}-shard-*-of-{shard[1]}.json")
+        return []
+    records = finish(records, args, len(x), bandwidths)
     print(f"\ntotal time {time.perf_counter() - t_start:.0f}s")
-    ra.write_records(records, args.out / f"table2-{args.dataset}-{args.model}")
     return records
 
 

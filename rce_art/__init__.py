@@ -2,13 +2,23 @@
 
 from typing import Any
 
+from rce_art import distributed
 from rce_art.adapters import PAPER_ATTACKS, build_attack
-from rce_art.attacks import CarliniWagnerWB, CarliniWagnerWBART, CWResult, DetectorPGD, DetectorPGDART, UniformNoise
+from rce_art.attacks import (
+    CarliniWagnerWB,
+    CarliniWagnerWBART,
+    CWResult,
+    DetectorPGD,
+    DetectorPGDART,
+    RayS,
+    UniformNoise,
+)
 from rce_art.data import Dataset, load_dataset
 from rce_art.detectors import (
     PAPER_BANDWIDTHS,
     BayesianUncertaintyDetector,
     ConfidenceDetector,
+    ERDetector,
     KDBUDetector,
     KDensityDetector,
     LIDDetector,
@@ -24,9 +34,14 @@ from rce_art.evaluation import (
     distortion,
     evaluate_attack,
     evaluate_detectors,
+    example_scores,
     kept_pairs,
+    load_shards,
     markdown_table,
     metric_scores,
+    report_from_scores,
+    save_shard,
+    sharded_example_scores,
     tpr_at_fpr,
     write_records,
 )
@@ -42,6 +57,8 @@ from rce_art.losses import (
 )
 from rce_art.metrics import confidence, confidence_log_odds, non_me
 from rce_art.models import (
+    Critic,
+    ERClassifier,
     FeatureTap,
     PreActResNet,
     ReverseLogits,
@@ -50,7 +67,7 @@ from rce_art.models import (
     resnet32,
     resnet56,
 )
-from rce_art.training import CETrainer, ObjectiveTrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
+from rce_art.training import CETrainer, ERTrainer, ObjectiveTrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
 
 __version__ = "0.2.0"
 
@@ -59,27 +76,32 @@ __all__ = [
     "PAPER_BANDWIDTHS",
     "BayesianUncertaintyDetector",
     "CETrainer",
-    "ComposedObjective",
-    "ConfidenceDetector",
-    "KDBUDetector",
-    "LIDDetector",
-    "MahalanobisDetector",
-    "NonMEDetector",
     "CWResult",
     "CarliniWagnerWB",
     "CarliniWagnerWBART",
     "CarliniWagnerWBTorchattacks",
+    "ComposedObjective",
+    "ConfidenceDetector",
+    "Critic",
     "Dataset",
     "DetectorPGD",
     "DetectorPGDART",
     "DetectorPGDTorchattacks",
+    "ERClassifier",
+    "ERDetector",
+    "ERTrainer",
     "FeatureTap",
+    "KDBUDetector",
     "KDensityDetector",
+    "LIDDetector",
+    "MahalanobisDetector",
+    "NonMEDetector",
     "NotFittedError",
     "ObjectiveTrainer",
     "PDMTrainer",
     "PreActResNet",
     "RCETrainer",
+    "RayS",
     "ReduceVarianceLoss",
     "ReverseCrossEntropyLoss",
     "ReverseLogits",
@@ -89,26 +111,32 @@ __all__ = [
     "TorchTrainer",
     "UniformNoise",
     "__version__",
+    "adaptive_report",
     "build_attack",
     "calibrate_threshold",
     "confidence",
     "confidence_log_odds",
-    "adaptive_report",
     "cw_wb_sanity",
     "detection_auc",
     "distortion",
+    "distributed",
     "evaluate_attack",
     "evaluate_detectors",
+    "example_scores",
     "kept_pairs",
     "load_dataset",
+    "load_shards",
     "make_art_classifier",
     "markdown_table",
     "metric_scores",
     "non_me",
     "reduce_variance_loss",
+    "report_from_scores",
     "resnet32",
     "resnet56",
     "reverse_cross_entropy",
+    "save_shard",
+    "sharded_example_scores",
     "siamese_cosine_loss",
     "tpr_at_fpr",
     "train_model",

@@ -31,7 +31,10 @@ DETECTORS = {
     "MahalanobisDetector": (lambda clf: ra.MahalanobisDetector(clf, layers=["stem.2", "features"], eps=0.002), True),
     "ConfidenceDetector": (lambda clf: ra.ConfidenceDetector(clf), False),
     "NonMEDetector": (lambda clf: ra.NonMEDetector(clf), False),
+    "ERDetector": (lambda clf: ra.ERDetector(clf, code="combined", n_per_class=40, seed=0), False),
 }
+#: detectors that read a particular kind of model: name -> fixture giving their classifier
+NEEDS_MODEL = {"ERDetector": "er_clf"}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,16 @@ def clf(digits):
 
 
 @pytest.fixture(scope="module")
+def er_clf(digits):
+    """An ER-Classifier (encoder + code + head), trained briefly without the critic."""
+    torch.manual_seed(0)
+    raw = ra.make_art_classifier(ra.ERClassifier.small(1, 10, k=8, width=16), digits.input_shape, 10,
+                                 digits.clip_values)
+    return ra.ERTrainer(raw, regularizer=None, adversarial=None, epochs=6, batch_size=64,
+                        progress=False).fit(digits.x_train, digits.y_train).classifier
+
+
+@pytest.fixture(scope="module")
 def adversarial(digits, clf):
     from art.attacks.evasion import FastGradientMethod
 
@@ -50,21 +63,23 @@ def adversarial(digits, clf):
     return x, FastGradientMethod(clf, eps=0.2).generate(x)
 
 
-def _fit(name, clf, digits, adversarial):
+def _fit(name, clf, digits, adversarial, request=None):
     make, combiner = DETECTORS[name]
+    if name in NEEDS_MODEL:
+        clf = request.getfixturevalue(NEEDS_MODEL[name])
     kw = {"x_clean": adversarial[0], "x_adv": adversarial[1], "attack": "fgsm"} if combiner else {}
     return make(clf).fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:200], **kw)
 
 
 @pytest.fixture(scope="module", params=sorted(DETECTORS))
 def fitted(request, digits, clf, adversarial):
-    return _fit(request.param, clf, digits, adversarial)
+    return _fit(request.param, clf, digits, adversarial, request)
 
 
 def test_every_export_is_covered():
     assert set(_exported(ScoreDetector)) - {"ScoreDetector"} <= set(DETECTORS)
     assert set(_exported(TorchTrainer)) - {"TorchTrainer"} <= set(TRAINERS)
-    attacks = {n for n in ra.__all__ if n.startswith(("CarliniWagnerWB", "DetectorPGD"))} | {"UniformNoise"}
+    attacks = {n for n in ra.__all__ if n.startswith(("CarliniWagnerWB", "DetectorPGD"))} | {"UniformNoise", "RayS"}
     assert attacks <= set(ATTACKS)
 
 
@@ -83,9 +98,9 @@ def test_detector_bad_inputs_give_clear_errors(fitted, digits):
         type(fitted)(fitted.classifier).detect(x)
 
 
-def test_detector_save_load_is_bit_exact(fitted, digits, clf, tmp_path):
+def test_detector_save_load_is_bit_exact(fitted, digits, tmp_path):
     fitted.save(tmp_path / "d.safetensors")
-    loaded = type(fitted).load(tmp_path / "d.safetensors", clf)
+    loaded = type(fitted).load(tmp_path / "d.safetensors", fitted.classifier)
     np.testing.assert_array_equal(loaded.score(digits.x_test), fitted.score(digits.x_test))
     assert loaded.threshold_ == fitted.threshold_ and loaded.get_params().keys() == fitted.get_params().keys()
     assert loaded.provenance_ == fitted.provenance_ and loaded.provenance_["n_calibration"] == 200
@@ -94,20 +109,21 @@ def test_detector_save_load_is_bit_exact(fitted, digits, clf, tmp_path):
     assert set(report) == {type(fitted).report_key, "predicted_class", "threshold"}
 
 
-def test_detector_set_params_keeps_it_coherent(digits, clf, ce_trainer, adversarial, tmp_path):
+def test_detector_set_params_keeps_it_coherent(digits, clf, ce_trainer, adversarial, tmp_path, request):
     for name in DETECTORS:
-        det = _fit(name, clf, digits, adversarial)
+        det = _fit(name, clf, digits, adversarial, request)
         t5 = det.threshold_
         det.set_params(fpr=0.2)  # recalibrated from the stored clean scores
         assert det.threshold_ > t5 and abs(det.detect(digits.x_test[:200])[1].mean() - 0.2) <= 1 / 200
         det.save(tmp_path / "a.safetensors")
-        assert type(det).load(tmp_path / "a.safetensors", clf).fpr == 0.2
+        assert type(det).load(tmp_path / "a.safetensors", det.classifier).fpr == 0.2
         with pytest.raises(ValueError, match="fpr"):
             det.set_params(fpr=2.0)
         assert det.fpr == 0.2  # nothing changed by a rejected value
         with pytest.raises(ValueError, match="unknown parameters"):
             det.set_params(nonsense=1)
-        other = ra.make_art_classifier(ce_trainer.get_model(), digits.input_shape, 10, digits.clip_values)
+        net = ra.ERClassifier.small(1, 10, k=8, width=16) if name in NEEDS_MODEL else ce_trainer.get_model()
+        other = ra.make_art_classifier(net, digits.input_shape, 10, digits.clip_values)
         with pytest.warns(UserWarning, match="call fit again"):
             det.set_params(classifier=other)  # the model view is rebuilt and the old fit discarded
         assert det.view.estimator is other and not det.is_fitted
@@ -136,7 +152,10 @@ TRAINERS = {
     "ObjectiveTrainer": lambda clf: ra.ObjectiveTrainer(
         clf, ra.ComposedObjective(rce_smoothing=0.4, logit_squeezing=0.1, output_variance=1.0), epochs=3,
         batch_size=32, progress=False, schedule="cosine", weight_decay=5e-4, augment="crop", crop_padding=1),
+    "ERTrainer": lambda clf: ra.ERTrainer(clf, critic_hidden=32, pgd_eps=0.05, pgd_alpha=0.02, pgd_steps=2, epochs=3,
+                                          batch_size=32, progress=False),
 }
+TRAINER_MODELS = {"ERTrainer": lambda: ra.ERClassifier.small(1, 10, k=16, width=16)}
 
 
 @pytest.mark.parametrize("name", sorted(TRAINERS))
@@ -145,7 +164,8 @@ def test_trainer_contract(name, digits):
     from art.estimators.classification import PyTorchClassifier
 
     torch.manual_seed(0)
-    clf = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values)
+    net = TRAINER_MODELS.get(name, lambda: ra.SmallCNN(1, 10))()
+    clf = ra.make_art_classifier(net, digits.input_shape, 10, digits.clip_values)
     trainer = TRAINERS[name](clf)
     assert isinstance(trainer, Trainer)
     with pytest.raises(ValueError, match="outside clip_values"):
@@ -191,6 +211,8 @@ ATTACKS = {
         lambda attack, det, x, y: attack(torch.as_tensor(x), torch.as_tensor(y)).numpy()),
     "UniformNoise": (lambda det, clf: ra.UniformNoise(0.1, (-0.5, 0.5), seed=0),
                      lambda attack, det, x, y: attack.generate(x)),
+    "RayS": (lambda det, clf: ra.RayS(clf, eps=0.1, max_queries=40),
+             lambda attack, det, x, y: attack.generate(x, y)),
 }
 
 

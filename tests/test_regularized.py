@@ -201,3 +201,22 @@ def test_objective_trainer_default_equals_ce_trainer_and_reverse_wraps(digits):
     with pytest.raises(ValueError, match="augment must be None or one of"):
         ra.ObjectiveTrainer(clf, augment="rotate")
     assert np.isfinite(trainer.history_.loss).all()
+
+
+@pytest.mark.parametrize("lam", [0.5, 20.0])
+def test_rce_smoothing_minimiser_and_the_flip_at_l_minus_1(lam):
+    n = 10
+    y = torch.tensor([3])
+    target = torch.full((1, n), lam / ((1 + lam) * (n - 1)), dtype=torch.float64)
+    target[0, 3] = 1 / (1 + lam)
+    z = target.log().requires_grad_(True)
+    rce_smoothing_loss(z, y, lam).backward()
+    assert z.grad.abs().max() < 1e-12  # stationary at the soft target
+    assert (target.argmax().item() == 3) == (lam < n - 1)  # ordinary below L - 1, reversed above
+
+
+def test_objective_trainer_warns_when_the_classifier_would_be_reversed(digits):
+    clf = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values)
+    trainer = ra.ObjectiveTrainer(clf, ComposedObjective(rce_smoothing=20.0), epochs=1, batch_size=64, progress=False)
+    with pytest.warns(UserWarning, match="pass reverse=True"):
+        trainer.fit(digits.x_train[:64], digits.y_train[:64])

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -111,3 +112,52 @@ def test_adaptive_eval_smoke(out, capsys):
     assert all(0 <= r["SR@5"] <= r["misclassified"] + 1e-9 and 0 <= r["SR@50"] <= r["SR@5"] + 1e-9 for r in records)
     assert "harder to evade" in capsys.readouterr().out
     assert (out / "figures" / "adaptive-digits.png").exists()
+
+
+def _same(a, b):
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+def test_table2_shards_merge_to_the_whole_run(out, capsys):
+    mod = _load("reproduce_table2")
+    common = [*TINY, "--n-examples", "300", "--attacks", "fgsm", "bim", "--out", str(out)]
+    whole = mod.main(common)
+    for i in (0, 1):  # 300 examples, attack batches of 256: shard 0 attacks 256, shard 1 the last 44
+        assert mod.main([*common, "--shard", f"{i}/2"]) == []
+    files = sorted(out.glob("table2-digits-small-shard-*-of-2.json"))
+    assert len(files) == 2
+    merged = mod.main(["--merge", *map(str, files), "--out", str(out)])
+    assert len(merged) == len(whole) == 6  # 2 attacks x 2 objectives + 2 averages
+    for a, b in zip(whole, merged):
+        assert a.keys() == b.keys()
+        assert all(_same(a[k], b[k]) for k in a if k != "seconds_per_example"), (a, b)
+    assert "merged 2 shards" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        mod.main([*common, "--shard", "2/2"])
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_reproduce_lemesle_smoke(out, capsys):
+    records = _load("reproduce_lemesle").main([*TINY, "--epochs", "1", "--n-examples", "40", "--grid", "0", "1",
+                                               "--tsne-examples", "60", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "corner lambda_1 = lambda_2 = 0 vs the CE model" in text and ": identical" in text
+    assert "robustness and detectability are inversely related" in text and "Claims of the report" in text
+    grid = [r for r in records if r.get("grid") is True]
+    assert len(grid) == 4 and all(0 <= r["accuracy_adv"] <= 1 for r in grid)
+    assert {r["model"] for r in records if r.get("tsne")} >= {"CE", "RCE", "OVM", "LS lambda=30"}
+    for name in ("lemesle_grid", "lemesle_tsne", "lemesle_accuracy_vs_eps"):
+        assert (out / "figures" / f"{name}.png").exists()
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_reproduce_er_smoke(out, capsys):
+    result = _load("reproduce_er").main([*TINY, "--epochs", "1", "--n-examples", "24", "--n-detect", "60",
+                                         "--models", "No defence", "ER-Classifier", "--skip", "autoattack", "cw",
+                                         "--eps-grid", "0", "0.2", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "Tables 5-8" in text and "Claims of the paper, on this run" in text and "RayS" in text
+    assert len(result["detection"]) == 9  # 3 train x 3 test attacks
+    assert all(0 <= r["ER1_acc_com"] <= 1 and 0 <= r["KD_acc_nadv"] <= 1 for r in result["detection"])
+    assert {r["attack"] for r in result["adaptive"]} == {"oblivious PGD", "combined", "selective"}
+    assert (out / "figures" / "er_robustness.png").exists()

@@ -13,11 +13,11 @@ from rce_art.adapters.registry import AVAILABLE, BACKENDS, PAPER_ATTACKS, PaperA
 from rce_art.adapters.torchattacks_attack import TorchattacksAttack
 
 __all__ = [
-    "ARTAttack",
     "AVAILABLE",
     "BACKENDS",
-    "FoolboxAttack",
     "PAPER_ATTACKS",
+    "ARTAttack",
+    "FoolboxAttack",
     "PaperAttack",
     "TorchattacksAttack",
     "build_attack",

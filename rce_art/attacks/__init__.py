@@ -1,4 +1,5 @@
-"""Attacks written by rce-art: the adaptive C&W-wb (torch, ART and torchattacks forms) and RAND noise.
+"""Attacks written by rce-art: the adaptive C&W-wb and detector PGD (torch, ART and torchattacks forms), the
+hard-label RayS (Chen & Gu 2020) and RAND noise.
 
 The paper's oblivious attack set, built on ART, Foolbox or torchattacks, lives with the toolkit
 glue in :mod:`rce_art.adapters` (``build_attack``).
@@ -11,6 +12,7 @@ from rce_art.attacks.cw_wb_art import CarliniWagnerWBART
 from rce_art.attacks.detector_pgd import DetectorPGD, DetectorPGDResult, classifier_margin, orthogonalise
 from rce_art.attacks.detector_pgd_forms import DetectorPGDART
 from rce_art.attacks.noise import UniformNoise
+from rce_art.attacks.rays import RayS, RaySResult
 
 __all__ = [
     "CWResult",
@@ -19,8 +21,10 @@ __all__ = [
     "CarliniWagnerWBTorchattacks",
     "DetectorPGD",
     "DetectorPGDART",
-    "DetectorPGDTorchattacks",
     "DetectorPGDResult",
+    "DetectorPGDTorchattacks",
+    "RayS",
+    "RaySResult",
     "UniformNoise",
     "classifier_margin",
     "detector_term",

@@ -9,6 +9,7 @@ from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.calibration import calibrate_threshold
 from rce_art.detectors.combined import CombinedDetector
 from rce_art.detectors.combiner import LogisticCombiner, matched_gaussian_noise
+from rce_art.detectors.er import ERDetector
 from rce_art.detectors.feinman import KDBUDetector
 from rce_art.detectors.kdensity import KDensityDetector
 from rce_art.detectors.kernel import (
@@ -30,6 +31,7 @@ __all__ = [
     "BayesianUncertaintyDetector",
     "CombinedDetector",
     "ConfidenceDetector",
+    "ERDetector",
     "KDBUDetector",
     "KDensityDetector",
     "KernelBank",

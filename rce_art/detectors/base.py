@@ -25,6 +25,7 @@ from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, to_numpy
 from rce_art.detectors.calibration import calibrate_threshold
 from rce_art.detectors.persistence import load_state, save_state
+from rce_art.distributed import all_gather_concat, is_distributed, shard_slice
 from rce_art.exceptions import NotFittedError
 from rce_art.models.estimator import TorchView, resolve_model
 from rce_art.models.features import as_feature_model
@@ -116,6 +117,23 @@ class ScoreDetector(EvasionDetector):
             parts = [self.logits_and_features(xt[i : i + bs])
                      for i in tqdm(range(0, xt.shape[0], bs), desc="features", disable=not self.verbose, leave=False)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def extract_gathered(self, x: Any, batch_size: int | None = None) -> tuple[Tensor, Tensor]:
+        """:meth:`extract` with the work split across torchrun processes and the results gathered.
+
+        Each process extracts a contiguous slice (boundaries on multiples of the batch size); every process
+        returns the logits and features of all of ``x``, in order. In a single process this is
+        :meth:`extract`.
+        """
+        bs = int(batch_size or self.batch_size)
+        if not is_distributed():
+            return self.extract(x, bs)
+        sl = shard_slice(len(x), block=bs)
+        logits, feats = self.extract(x[sl] if sl.stop > sl.start else x[:1], bs)
+        if sl.stop <= sl.start:
+            logits, feats = logits[:0], feats[:0]
+        out = all_gather_concat({"logits": logits, "features": feats})
+        return out["logits"], out["features"]
 
     def check_reverse_network(self, logits: Tensor, y: Tensor) -> None:
         """Raise if the classifier looks like a raw RCE network (reverse predictions) on labelled data.

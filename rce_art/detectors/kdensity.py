@@ -137,7 +137,7 @@ class KDensityDetector(ScoreDetector):
                 idx = idx[n_cal:]
             kernel_idx.append(idx if self.n_per_class is None else idx[: self.n_per_class])
         kidx = np.concatenate(kernel_idx)
-        logits, feats = self.extract(x[kidx], batch_size)
+        logits, feats = self.extract_gathered(x[kidx], batch_size)  # split across torchrun processes
         self.check_reverse_network(logits, torch.as_tensor(y_int[kidx]))
         self.fit_features(feats, torch.as_tensor(y_int[kidx]), nb_classes=nb_classes)
         self.calibrate(x_cal if x_cal is not None else x[np.concatenate(cal_idx)], batch_size=batch_size)

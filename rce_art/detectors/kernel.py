@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "KernelBank",
     "PAPER_BANDWIDTHS",
+    "KernelBank",
     "class_log_kdensity",
     "log_kdensity",
     "loo_log_kdensity",

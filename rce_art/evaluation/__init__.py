@@ -7,28 +7,36 @@ from rce_art.evaluation.protocol import (
     detection_auc,
     distortion,
     evaluate_attack,
+    example_scores,
     kept_pairs,
     metric_scores,
+    report_from_scores,
     tpr_at_fpr,
 )
 from rce_art.evaluation.report import markdown_table, write_records
 from rce_art.evaluation.sanity import cw_wb_sanity, detector_pgd_sanity
+from rce_art.evaluation.sharded import load_shards, save_shard, sharded_example_scores
 
 __all__ = [
-    "adaptive_report",
-    "robust_accuracy_with_rejection",
-    "success_at_fpr",
-    "acc_criteria",
-    "evaluate_detectors",
     "METRICS",
+    "acc_criteria",
+    "adaptive_report",
     "cw_wb_sanity",
-    "detector_pgd_sanity",
     "detection_auc",
+    "detector_pgd_sanity",
     "distortion",
     "evaluate_attack",
+    "evaluate_detectors",
+    "example_scores",
     "kept_pairs",
+    "load_shards",
     "markdown_table",
     "metric_scores",
+    "report_from_scores",
+    "robust_accuracy_with_rejection",
+    "save_shard",
+    "sharded_example_scores",
+    "success_at_fpr",
     "tpr_at_fpr",
     "write_records",
 ]

@@ -25,8 +25,10 @@ __all__ = [
     "detection_auc",
     "distortion",
     "evaluate_attack",
+    "example_scores",
     "kept_pairs",
     "metric_scores",
+    "report_from_scores",
     "tpr_at_fpr",
 ]
 
@@ -126,24 +128,69 @@ def evaluate_attack(
         ``n_pairs``, ``distortion`` (mean over kept pairs), and ``auc_<metric>`` and
         ``tpr_<metric>`` for each of :data:`METRICS` (ranked by :data:`RANK_BY`).
     """
-    clean, adv = metric_scores(detector, x), metric_scores(detector, x_adv)
-    y = np.asarray(y).ravel()
-    keep = kept_pairs(y, clean["predicted_class"], adv["predicted_class"])
-    correct = clean["predicted_class"] == y
-    record: dict[str, Any] = dict(labels)
-    record.update(
-        n=int(y.size),
-        success_rate=float(keep.sum() / max(correct.sum(), 1)),
-        n_pairs=int(keep.sum()),
-        distortion=float(distortion(x[keep], x_adv[keep], clip_values).mean()) if keep.any() else float("nan"),
-    )
-    for m in METRICS:
-        r = RANK_BY[m]
-        record[f"auc_{m}"] = detection_auc(clean[r][keep], adv[r][keep])
-        record[f"tpr_{m}"] = tpr_at_fpr(clean[r][keep], adv[r][keep], fpr)
+    record = report_from_scores(example_scores(detector, x, x_adv, y, clip_values), fpr, **labels)
     if detectors:
         from rce_art.evaluation.detectors import evaluate_detectors  # the module builds on this one
 
         for r in evaluate_detectors(detectors, x, x_adv, y, clip_values, fpr):
             record.update({f"{k}_{r['detector']}": r[k] for k in ("auc", "tpr", "acc_nadv", "acc_com")})
+    return record
+
+
+def example_scores(detector: Any, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray,
+                   clip_values: tuple[float, float]) -> dict[str, np.ndarray]:
+    """The per-example half of :func:`evaluate_attack`: everything its record is computed from.
+
+    Per-example results can be computed on shards of the examples (processes, jobs), concatenated in
+    order and handed to :func:`report_from_scores`, which then gives the record of the whole run.
+
+    Args:
+        detector: A fitted K-density detector on the attacked model.
+        x: Clean inputs ``(N, ...)``.
+        x_adv: Their adversarial counterparts, same shape.
+        y: True labels ``(N,)``.
+        clip_values: Pixel range (for the [0, 255] distortion).
+
+    Returns:
+        Arrays of length ``N``: ``y``, ``distortion``, and ``clean_<s>`` / ``adv_<s>`` for each ranking
+        score ``s`` of :data:`RANK_BY` and for ``predicted_class``.
+    """
+    y = np.asarray(y).ravel()
+    keys = (*sorted(set(RANK_BY.values())), "predicted_class")
+    if len(y) == 0:
+        return {"y": y.astype(np.int64), "distortion": np.zeros(0),
+                **{f"{w}_{k}": np.zeros(0, np.int64 if k == "predicted_class" else np.float64)
+                   for w in ("clean", "adv") for k in keys}}
+    clean, adv = metric_scores(detector, x), metric_scores(detector, x_adv)
+    out = {"y": y.astype(np.int64), "distortion": distortion(np.asarray(x), np.asarray(x_adv), clip_values)}
+    for k in keys:
+        out[f"clean_{k}"], out[f"adv_{k}"] = clean[k], adv[k]
+    return out
+
+
+def report_from_scores(scores: Mapping[str, np.ndarray], fpr: float = 0.05, **labels: Any) -> dict[str, Any]:
+    """The record of :func:`evaluate_attack` from the per-example results of :func:`example_scores`.
+
+    Args:
+        scores: Output of :func:`example_scores` (possibly concatenated over shards, in example order).
+        fpr: False-positive rate for the TPR columns.
+        **labels: Extra fields copied into the record.
+
+    Returns:
+        The record (see :func:`evaluate_attack`).
+    """
+    y = np.asarray(scores["y"])
+    keep = kept_pairs(y, scores["clean_predicted_class"], scores["adv_predicted_class"])
+    correct = scores["clean_predicted_class"] == y
+    record: dict[str, Any] = dict(labels)
+    record.update(
+        n=int(y.size),
+        success_rate=float(keep.sum() / max(correct.sum(), 1)),
+        n_pairs=int(keep.sum()),
+        distortion=float(scores["distortion"][keep].mean()) if keep.any() else float("nan"),
+    )
+    for m in METRICS:
+        r = RANK_BY[m]
+        record[f"auc_{m}"] = detection_auc(scores[f"clean_{r}"][keep], scores[f"adv_{r}"][keep])
+        record[f"tpr_{m}"] = tpr_at_fpr(scores[f"clean_{r}"][keep], scores[f"adv_{r}"][keep], fpr)
     return record

@@ -49,8 +49,13 @@ def rce_smoothing_loss(logits: Tensor, y: Tensor, weight: float = 1.0, reduction
     This is what Lemesle & Vernade (after Pang et al.) call "label smoothing"; it is **not** Szegedy's
     mixing of the one-hot target with the uniform distribution (torch's ``label_smoothing=``, here
     :func:`label_smoothing_cross_entropy`). ``weight = 0`` is CE exactly; as ``weight`` grows the
-    objective divided by ``weight`` tends to :func:`~rce_art.losses.reverse_cross_entropy`, but the
-    CE term keeps the true class the most probable, so predictions stay ordinary (no reverse logits).
+    objective divided by ``weight`` tends to :func:`~rce_art.losses.reverse_cross_entropy`.
+
+    The objective equals ``(1 + weight)`` times CE against the soft target ``(onehot(y) + weight * R_y) /
+    (1 + weight)``, so its minimiser puts ``1 / (1 + weight)`` on the true class and ``weight / ((1 + weight)
+    (L - 1))`` on each other class. **Predictions flip at** ``weight = L - 1``: below it the true class is
+    the most probable (ordinary predictions), above it the least probable (a reverse classifier, as RCE:
+    train it with ``ObjectiveTrainer(..., reverse=True)``).
 
     Args:
         logits: Raw logits ``Z``, shape ``(N, L)``, floating, finite.

@@ -9,11 +9,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
 from rce_art._validation import check_inputs
+from rce_art.distributed import broadcast_module, get_rank, get_world_size, is_distributed
 
 __all__ = ["SCHEDULES", "TrainHistory", "cosine_lr", "piecewise_lr", "train_model"]
 
@@ -50,7 +53,13 @@ class TrainHistory:
     lr: list[float] = field(default_factory=list)
 
 
-def _as_loader(data: Any, batch_size: int, generator: torch.Generator) -> Iterable:
+def _as_loader(data: Any, batch_size: int, seed: int) -> Iterable:
+    """A loader over ``data``: arrays are shuffled per epoch (seed + epoch) and sharded across processes.
+
+    ``batch_size`` is the global batch: each of ``W`` processes takes ``batch_size / W`` examples of the
+    same per-epoch permutation (``DistributedSampler``), so the union of the processes' k-th batches is the
+    single-process run's k-th batch.
+    """
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, tuple) and len(data) == 2:
@@ -60,7 +69,13 @@ def _as_loader(data: Any, batch_size: int, generator: torch.Generator) -> Iterab
         yt = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y).long()
         if yt.ndim != 1 or yt.shape[0] != xt.shape[0]:
             raise ValueError(f"y must have shape ({xt.shape[0]},), got {tuple(yt.shape)}")
-        return DataLoader(TensorDataset(xt, yt), batch_size=batch_size, shuffle=True, generator=generator)
+        world = get_world_size()
+        if batch_size % world:
+            raise ValueError(f"batch_size={batch_size} is the global batch and must be divisible by the "
+                             f"{world} processes")
+        dataset = TensorDataset(xt, yt)
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=get_rank(), shuffle=True, seed=seed)
+        return DataLoader(dataset, batch_size=batch_size // world, sampler=sampler)
     raise TypeError("data must be a (x, y) pair of arrays/tensors or a torch DataLoader")
 
 
@@ -82,6 +97,7 @@ def train_model(
     batch_loss: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
     schedule: str = "piecewise",
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    post_step: Callable[[], None] | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place with SGD + momentum, weight decay and a piecewise schedule.
 
@@ -106,12 +122,24 @@ def train_model(
             over all steps, Lemesle & Vernade; ``milestones`` and ``gamma`` are then unused).
         augment: ``augment(x, generator) -> x`` applied to every training batch (e.g.
             :func:`rce_art.data.augment.random_crop_flip`); its generator is seeded from ``seed``.
+        post_step: Called after every optimiser step (e.g. ER-Classifier's encoder step, Algorithm 1 line 9).
+
+    Distributed training: under ``torchrun`` (a process group of more than one process, see
+    :func:`rce_art.distributed.init_distributed`) the model is wrapped in ``DistributedDataParallel``;
+    ``batch_size`` stays the *global* batch (each of ``W`` processes takes ``batch_size / W`` examples of the
+    same per-epoch permutation), so the number of steps and the learning-rate schedule are those of a
+    single-process run and the k-th global batch holds the same examples. Only rank 0 shows progress;
+    ``history`` holds the global mean loss; at the end rank 0's buffers (BatchNorm statistics) are copied
+    to every rank, so all ranks hold the same model. Batch-level statistics (BatchNorm in training mode,
+    OVM's class means, PDM's reduce-variance term) are computed over each process's share of the batch.
+    A ``DataLoader`` passed in must shard itself (``DistributedSampler``); its ``set_epoch`` is called.
 
     Returns:
         :class:`TrainHistory`. The model is left in eval mode.
 
     Raises:
-        ValueError: If ``epochs`` or ``batch_size`` < 1, on an unknown schedule or on invalid data.
+        ValueError: If ``epochs`` or ``batch_size`` < 1, on an unknown schedule, on invalid data, or if
+            ``batch_size`` is not divisible by the number of processes.
         FloatingPointError: If the loss becomes NaN or infinite (lower ``lr``).
     """
     if epochs < 1 or batch_size < 1:
@@ -123,38 +151,52 @@ def train_model(
         raise ValueError("model has no parameters to train")
     dev = torch.device(device) if device is not None else param.device
     model.to(dev)
-    gen = torch.Generator().manual_seed(seed)
-    loader = _as_loader(data, batch_size, gen)
+    loader = _as_loader(data, batch_size, seed)
+    sampler = getattr(loader, "sampler", None)
+    distributed = is_distributed()
+    if distributed:
+        rank = get_rank()
+        net: nn.Module = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+    else:
+        rank, net = 0, model
     total = epochs * len(loader)  # type: ignore[arg-type]
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     if schedule == "cosine":
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, total))
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: piecewise_lr(s, total, milestones, gamma))
-    aug_gen = torch.Generator().manual_seed(seed + 1)
+    aug_gen = torch.Generator().manual_seed(seed + 1 + 7919 * rank)
     history = TrainHistory()
     devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        torch.manual_seed(seed + 7919 * rank)  # dropout etc.: one stream per process
         model.train()
-        bar = tqdm(range(epochs), desc="train", disable=not progress, leave=False)
-        for _ in bar:
+        bar = tqdm(range(epochs), desc="train", disable=not (progress and rank == 0), leave=False)
+        for epoch in bar:
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)  # reshuffle every epoch, the same permutation on every process
             running, n = 0.0, 0
             history.lr.append(opt.param_groups[0]["lr"])
             for xb, yb in loader:
                 xb, yb = xb.to(dev), yb.to(dev)
                 if augment is not None:
                     xb = augment(xb, aug_gen)
-                loss = batch_loss(model, xb, yb) if batch_loss is not None else loss_fn(model(xb), yb)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss became {loss.item()}; lower the learning rate")
+                loss = batch_loss(net, xb, yb) if batch_loss is not None else loss_fn(net(xb), yb)
+                stat = torch.stack([loss.detach().double() * xb.shape[0], loss.new_tensor(xb.shape[0], dtype=torch.float64)])
+                if distributed:  # global loss: every process stops together on a non-finite one
+                    dist.all_reduce(stat)
+                if not torch.isfinite(stat[0]):
+                    raise FloatingPointError(f"training loss became {stat[0].item()}; lower the learning rate")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-                running += loss.item() * xb.shape[0]
-                n += xb.shape[0]
+                if post_step is not None:
+                    post_step()
+                running += stat[0].item()
+                n += stat[1].item()
             history.loss.append(running / max(n, 1))
             bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
+    broadcast_module(model)  # BatchNorm buffers: rank 0's everywhere (parameters already agree)
     model.eval()
     return history

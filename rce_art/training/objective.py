@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,16 @@ class ObjectiveTrainer(TorchTrainer):
             raise TypeError(f"objective must be callable as objective(logits, y), got {type(objective).__name__}")
         super().__init__(classifier, **kwargs)
         self.objective, self.reverse = objective, bool(reverse)
+
+    def _train(self, data: Any) -> Any:
+        lam = getattr(self.objective, "rce_smoothing", None)
+        n = self._nb_classes
+        if lam is not None and n is not None and (lam > n - 1) != self.reverse and lam != n - 1:
+            warnings.warn(
+                f"rce_smoothing={lam:g} with {n} classes trains a {'reverse' if lam > n - 1 else 'ordinary'} "
+                f"classifier (predictions flip at rce_smoothing = L - 1 = {n - 1}); "
+                f"pass reverse={lam > n - 1} to get ordinary predictions", UserWarning, stacklevel=3)
+        return super()._train(data)
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return self.objective(logits, y)

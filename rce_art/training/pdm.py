@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rce_art.distributed import get_rank
 from rce_art.losses.pdm import reduce_variance_loss, siamese_cosine_loss
 from rce_art.losses.rce import reverse_cross_entropy
 from rce_art.models.features import as_feature_model
 from rce_art.models.reverse import ReverseLogits
-from rce_art.training.trainers import TorchTrainer
+from rce_art.training.trainers import PreprocessedFeatures, TorchTrainer
 
 __all__ = ["PDMTrainer", "PartnerSampler"]
 
@@ -72,6 +73,10 @@ class PDMTrainer(TorchTrainer):
     Args:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` whose final hidden layer is the embedding.
         q: Probability of a same-class partner (not stated in the paper; 0.5 balances the two labels).
+
+    Distributed (torchrun): every process holds the whole training set and draws partners from all of
+    it with its own generator (seed + 7919 * rank); the reduce-variance and Siamese terms are over each
+    process's share of the global batch.
         rvl_weight: Weight of the reduce-variance loss (Algorithm 1: 1).
         siamese_weight: Weight of the Siamese cosine loss (Algorithm 1: 1).
         classification: ``"rce"`` (PDM) or ``"ce"`` (Siamese + RVL ablation).
@@ -109,13 +114,14 @@ class PDMTrainer(TorchTrainer):
         if not (isinstance(data, tuple) and len(data) == 2):
             raise TypeError("PDMTrainer needs the whole training set to draw partners: call fit(x, y)")
         x_all = torch.as_tensor(np.asarray(data[0]) if not isinstance(data[0], Tensor) else data[0], dtype=torch.float32)
-        sampler = PartnerSampler(data[1], self.q, self.seed)
+        # every process holds the whole training set: partners are drawn from all of it, one stream per process
+        sampler = PartnerSampler(data[1], self.q, self.seed + 7919 * get_rank())
         self.sampler_ = sampler
 
         def batch_loss(model: nn.Module, xb: Tensor, yb: Tensor) -> Tensor:
             idx, y2, same = sampler.sample(yb)
             x2 = x_all[idx].to(xb.device)
-            logits, z = self._features.logits_and_features(self._view.preprocess(torch.cat([xb, x2])))
+            logits, z = model(torch.cat([xb, x2]))  # _loop_module: (logits, features), through DDP if distributed
             n = xb.shape[0]
             y_both = torch.cat([yb, y2.to(yb.device)])
             total = self.loss(logits, y_both) * 2.0  # cls(x) + cls(partner): both terms are batch means
@@ -124,6 +130,9 @@ class PDMTrainer(TorchTrainer):
             return total + self.siamese_weight * siamese_cosine_loss(z[:n], z[n:], same.to(z.device))
 
         return batch_loss
+
+    def _loop_module(self) -> nn.Module:
+        return PreprocessedFeatures(self._features, self._view.preprocess)
 
     def fit_loader(self, loader: Any) -> PDMTrainer:
         raise TypeError("PDMTrainer needs the whole training set to draw partners: call fit(x, y)")
@@ -134,3 +143,4 @@ class PDMTrainer(TorchTrainer):
         if not hasattr(self, "_reversed"):
             self._reversed = ReverseLogits(self._view.model)
         return self._reversed
+

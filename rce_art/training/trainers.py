@@ -105,9 +105,13 @@ class TorchTrainer(Trainer):
         """The module trained: the estimator's preprocessing followed by the network (raw logits)."""
         return Preprocessed(self._view) if self._view.has_preprocessing else self._view.model
 
+    def _loop_module(self) -> nn.Module:
+        """The module the loop runs (and wraps in DistributedDataParallel): its output feeds ``_batch_loss``."""
+        return self.training_module()
+
     def _train(self, data: Any) -> TrainHistory:
         self.history_ = train_model(
-            self.training_module(),
+            self._loop_module(),
             data,
             self.loss,
             epochs=self.epochs,
@@ -123,6 +127,7 @@ class TorchTrainer(Trainer):
             batch_loss=self._batch_loss(data),
             schedule=self.schedule,
             augment=self._augmentation(),
+            post_step=self._post_step(),
         )
         return self.history_
 
@@ -139,6 +144,10 @@ class TorchTrainer(Trainer):
 
     def _batch_loss(self, data: Any) -> Any:
         """Per-batch objective for the loop; ``None`` uses ``self.loss(model(x), y)``."""
+        return None
+
+    def _post_step(self) -> Any:
+        """Called by the loop after every optimiser step; ``None``: nothing."""
         return None
 
     def fit(self, x: Any, y: Any, **kwargs: Any) -> TorchTrainer:
@@ -234,3 +243,16 @@ class RCETrainer(TorchTrainer):
         if not hasattr(self, "_reversed"):
             self._reversed = ReverseLogits(self._view.model)
         return self._reversed
+
+
+class PreprocessedFeatures(nn.Module):
+    """``x -> (logits, final hidden features)`` of the preprocessed input: the loop module of trainers whose
+    objective needs the features (PDM's embeddings, ER-Classifier's codes), wrapped in DDP under torchrun."""
+
+    def __init__(self, features: nn.Module, preprocess: Any) -> None:
+        super().__init__()
+        self.features = features
+        self._preprocess = preprocess
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.features.logits_and_features(self._preprocess(x))

@@ -1,0 +1,119 @@
+"""The models of examples/reproduce_er.py: ER-Classifier and its variants (rce-art), Madry and TRADES (ART), CE.
+
+Every model is cached under ``--out/models`` keyed by its settings (weights only, loaded with
+``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import _common as C
+import numpy as np
+import torch
+
+import rce_art as ra
+
+#: name -> ERTrainer arguments (ER family) or the baseline it is ("ce", "madry", "trades"), in the paper's order.
+VARIANTS: dict[str, dict[str, Any] | str] = {
+    "No defence": "ce",
+    "Madry": "madry",
+    "TRADES": "trades",
+    "ER-Classifier": {},
+    "ER-Classifier-": {"adversarial": None},
+    "ER-TRADES": {"loss": "trades"},
+    "E-CLA": {"regularizer": None, "adversarial": None},
+    "VAE-CLA": {"regularizer": "vae", "adversarial": None},
+}
+
+
+def er_settings(args: argparse.Namespace, data: ra.Dataset) -> dict[str, Any]:
+    """Training settings shared by every model (printed with the results; "ours" where the paper is silent)."""
+    span = data.clip_values[1] - data.clip_values[0]
+    eps = args.train_eps if args.train_eps is not None else C.DEFAULT_EPS[args.dataset] * span
+    paper = args.paper
+    return {
+        "epochs": args.epochs or (30 if paper else {"digits": 15, "fashion-mnist": 3}.get(args.dataset, 5)),
+        "batch_size": 64 if data.name == "digits" else 128,
+        "lr": 0.05,
+        "k": args.k,
+        "lam": args.lam,
+        "pgd_eps": eps,
+        "pgd_alpha": eps / 4 if not paper else eps / 30 * 1.0,
+        "pgd_steps": 40 if paper else 7,
+        "critic_clip": 0.01,
+        "trades_beta": 6.0,
+    }
+
+
+def _er_net(data: ra.Dataset, k: int, variational: bool = False) -> torch.nn.Module:
+    width = 32 if data.input_shape[-1] < 16 else 16
+    return ra.ERClassifier.small(data.input_shape[0], data.nb_classes, k=k, width=width, variational=variational)
+
+
+class _ARTRun:
+    """An ART adversarial trainer run with numpy's and torch's global generators seeded and then restored."""
+
+    def __init__(self, trainer: Any, epochs: int, batch_size: int, seed: int) -> None:
+        self.trainer, self.epochs, self.batch_size, self.seed = trainer, epochs, batch_size, seed
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                np.random.seed(self.seed)  # ART shuffles and draws random starts from numpy's global generator
+                self.trainer.fit(x, y, nb_epochs=self.epochs, batch_size=self.batch_size)
+        finally:
+            np.random.set_state(state)
+
+    def get_classifier(self) -> Any:
+        return self.trainer.get_classifier()
+
+
+def _art_baseline(kind: str, raw: Any, s: dict[str, Any], seed: int) -> _ARTRun:
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.defences.trainer import AdversarialTrainerMadryPGD, AdversarialTrainerTRADESPyTorch
+
+    net = raw.model
+    clf = ra.make_art_classifier(net, raw.input_shape, raw.nb_classes, raw.clip_values,
+                                 optimizer=torch.optim.SGD(net.parameters(), lr=s["lr"], momentum=0.9))
+    pgd = {"eps": s["pgd_eps"], "eps_step": s["pgd_alpha"], "max_iter": s["pgd_steps"]}
+    if kind == "madry":
+        trainer = AdversarialTrainerMadryPGD(clf, nb_epochs=s["epochs"], batch_size=s["batch_size"], num_random_init=1,
+                                             **pgd)
+    else:
+        attack = ProjectedGradientDescent(clf, num_random_init=1, verbose=False, **pgd)
+        trainer = AdversarialTrainerTRADESPyTorch(clf, attack, beta=s["trades_beta"])
+    return _ARTRun(trainer, s["epochs"], s["batch_size"], seed)
+
+
+def train_all(args: argparse.Namespace, data: ra.Dataset, s: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Train (or load) every named model; return ART classifiers by name."""
+    models = {}
+    for name in names:
+        spec = VARIANTS[name]
+        key = ["er-script", name, sorted(s.items()), args.seed, len(data.x_train)]
+        if spec in ("ce", "madry", "trades"):
+            if spec == "ce":
+                def make(raw):
+                    return ra.CETrainer(raw, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
+                                        seed=args.seed, progress=not args.quiet)
+            else:
+                def make(raw, spec=spec):
+                    return _art_baseline(spec, raw, s, args.seed)
+            models[name] = C.train_cached(args, data, name, key, make, epochs=s["epochs"])
+        else:
+            opts = dict(spec)
+
+            def make(raw, opts=opts):
+                return ra.ERTrainer(raw, lam=s["lam"], pgd_eps=s["pgd_eps"], pgd_alpha=s["pgd_alpha"],
+                                    pgd_steps=s["pgd_steps"], critic_clip=s["critic_clip"],
+                                    trades_beta=s["trades_beta"], epochs=s["epochs"], batch_size=s["batch_size"],
+                                    lr=s["lr"], seed=args.seed, progress=not args.quiet, **opts)
+
+            vae = opts.get("regularizer") == "vae"
+            models[name] = C.train_cached(args, data, name, key, make, epochs=s["epochs"],
+                                          net=lambda d, v=vae: _er_net(d, s["k"], v))
+    return models
