@@ -124,7 +124,7 @@ def tsne_codes(models: dict[str, Any], x: np.ndarray, y: np.ndarray, eps: float,
         n = len(x)
         ok = clf.predict(x_adv).argmax(1) == y
         ax.scatter(emb[:n, 0], emb[:n, 1], c=y, cmap="tab10", s=4, marker=".")
-        ax.scatter(emb[n:][ok, 0], emb[n:][ok, 1], c=y[ok], cmap="tab10", s=10, marker="o", facecolors="none")
+        ax.scatter(emb[n:][ok, 0], emb[n:][ok, 1], c=y[ok], cmap="tab10", s=10, marker="o", alpha=0.4)
         ax.scatter(emb[n:][~ok, 0], emb[n:][~ok, 1], c=y[~ok], cmap="tab10", s=12, marker="v")
         ax.set_title(f"{name}: codes, clean (.) and PGD eps {eps:g} (v fooled, o not)", fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])

@@ -40,14 +40,20 @@ def er_settings(args: argparse.Namespace, data: ra.Dataset) -> dict[str, Any]:
         "k": args.k,
         "lam": args.lam,
         "pgd_eps": eps,
-        "pgd_alpha": eps / 4 if not paper else eps / 30 * 1.0,
+        "pgd_alpha": eps / 4,
         "pgd_steps": 40 if paper else 7,
         "critic_clip": 0.01,
+        "encoder_lr": 1e-5,
+        "encoder_step": args.encoder_step,
         "trades_beta": 6.0,
     }
 
 
-def _er_net(data: ra.Dataset, k: int, variational: bool = False) -> torch.nn.Module:
+def _er_net(data: ra.Dataset, k: int, model: str, variational: bool = False) -> torch.nn.Module:
+    """The ER network for ``--model``: a small CNN trunk, or a ResNet-32/56 (CIFAR-10), plus the map to the code."""
+    if model != "small":
+        return ra.ERClassifier.resnet(data.input_shape[0], data.nb_classes, k=k, depth=int(model[-2:]),
+                                      variational=variational)
     width = 32 if data.input_shape[-1] < 16 else 16
     return ra.ERClassifier.small(data.input_shape[0], data.nb_classes, k=k, width=width, variational=variational)
 
@@ -110,10 +116,11 @@ def train_all(args: argparse.Namespace, data: ra.Dataset, s: dict[str, Any], nam
             def make(raw, opts=opts):
                 return ra.ERTrainer(raw, lam=s["lam"], pgd_eps=s["pgd_eps"], pgd_alpha=s["pgd_alpha"],
                                     pgd_steps=s["pgd_steps"], critic_clip=s["critic_clip"],
+                                    encoder_lr=s["encoder_lr"], encoder_step=s["encoder_step"],
                                     trades_beta=s["trades_beta"], epochs=s["epochs"], batch_size=s["batch_size"],
                                     lr=s["lr"], seed=args.seed, progress=not args.quiet, **opts)
 
             vae = opts.get("regularizer") == "vae"
             models[name] = C.train_cached(args, data, name, key, make, epochs=s["epochs"],
-                                          net=lambda d, v=vae: _er_net(d, s["k"], v))
+                                          net=lambda d, v=vae: _er_net(d, s["k"], args.model, v))
     return models

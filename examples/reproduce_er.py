@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = C.common_parser(__doc__)
     parser.add_argument("--k", type=int, default=32, help="code size (ours; the paper's is not given)")
     parser.add_argument("--lam", type=float, default=1.0, help="lambda of the critic term (ours)")
+    parser.add_argument("--encoder-step", choices=("adam", "joint"), default="adam",
+                        help="Algorithm 1's separate Adam step on the encoder (default) or the critic term in the "
+                             "classification step (ours)")
     parser.add_argument("--train-eps", type=float, default=None, help="training PGD budget (default: --eps)")
     parser.add_argument("--eps-grid", type=float, nargs="+", default=None, help="Figure 3/4 eps values")
     parser.add_argument("--n-detect", type=int, default=1000, help="test inputs of the detection split")

@@ -49,11 +49,14 @@ def main() -> None:
     result["same_model_on_every_rank"] = bool(all(torch.equal(flats[0], f) for f in flats))
     result["history_loss"] = trainer.history_.loss
 
-    # 2. BatchNorm model and PDM (its loss goes through DDP's forward): ranks still agree
+    # 2. BatchNorm model, PDM (its loss goes through DDP's forward) and ER-Classifier (critic and encoder steps
+    #    outside DDP, gradients averaged by hand): ranks still agree
+    er_kw = {"critic_hidden": 16, "pgd_eps": 0.1, "pgd_alpha": 0.05, "pgd_steps": 2}
     for name, make in (("small_cnn_ce", lambda c: ra.CETrainer(c, epochs=1, batch_size=64, progress=False)),
-                       ("pdm", lambda c: ra.PDMTrainer(c, epochs=1, batch_size=64, progress=False))):
+                       ("pdm", lambda c: ra.PDMTrainer(c, epochs=1, batch_size=64, progress=False)),
+                       ("er", lambda c: ra.ERTrainer(c, epochs=1, batch_size=64, progress=False, **er_kw))):
         torch.manual_seed(1)
-        cnn = ra.SmallCNN(1, 10, width=8)
+        cnn = ra.ERClassifier.small(1, 10, k=8, width=8) if name == "er" else ra.SmallCNN(1, 10, width=8)
         make(ra.make_art_classifier(cnn, data.input_shape, 10, data.clip_values)).fit(x, y)
         flats = all_gather_concat(flat(cnn)[None])
         result[f"{name}_same_on_every_rank"] = bool(all(torch.equal(flats[0], f) for f in flats))

@@ -104,7 +104,7 @@ def test_two_processes_hold_one_model(two_process_run):
     out, result = two_process_run
     assert result["world_size"] == 2
     assert result["same_model_on_every_rank"] and result["small_cnn_ce_same_on_every_rank"]
-    assert result["pdm_same_on_every_rank"]
+    assert result["pdm_same_on_every_rank"] and result["er_same_on_every_rank"]
     a, b = (torch.load(out / f"model-rank{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -179,3 +179,15 @@ def test_rays_budget_bounds_and_success_on_an_undefended_model(ce_trainer, digit
         ra.RayS(clf, eps=0.0)
     with pytest.raises(ValueError, match="clip_values"):
         ra.RayS(torch.nn.Linear(2, 2), eps=0.1)
+
+
+def test_er_classifier_shapes_and_resnet_trunk():
+    torch.manual_seed(0)
+    net = ra.ERClassifier.resnet(3, 10, k=12, depth=32).eval()
+    logits, z = net.logits_and_features(torch.rand(2, 3, 32, 32) - 0.5)
+    assert logits.shape == (2, 10) and z.shape == (2, 12)
+    vae = ra.ERClassifier.small(1, 10, k=4, width=8, variational=True)
+    vae.train()
+    assert vae.encode(torch.zeros(3, 1, 8, 8)).shape == (3, 4) and vae.last_kl.shape == (3,)
+    with pytest.raises(ValueError, match="depth must be 32 or 56"):
+        ra.ERClassifier.resnet(3, 10, depth=20)

@@ -46,6 +46,17 @@ class ERClassifier(nn.Module):
         out = 2 * k if kwargs.get("variational") else k
         return cls(SmallCNN(in_channels, out, width=width), k, num_classes, **kwargs)  # type: ignore[arg-type]
 
+    @classmethod
+    def resnet(cls, in_channels: int, num_classes: int, k: int = 128, depth: int = 32, **kwargs: object) -> ERClassifier:
+        """A pre-activation ResNet-``depth`` trunk (32 or 56; CIFAR-10) whose output layer maps to the code."""
+        from rce_art.models.resnet import resnet32, resnet56
+
+        if depth not in (32, 56):
+            raise ValueError(f"depth must be 32 or 56, got {depth}")
+        out = 2 * k if kwargs.get("variational") else k
+        trunk = (resnet32 if depth == 32 else resnet56)(in_channels=in_channels, num_classes=out)
+        return cls(trunk, k, num_classes, **kwargs)  # type: ignore[arg-type]
+
     def encode(self, x: Tensor) -> Tensor:
         """The code ``z = Q(x)``, ``(N, k)`` (sampled in training mode when variational)."""
         h = self.encoder(x)

@@ -55,7 +55,12 @@ class ERTrainer(TorchTrainer):
         critic_clip: WGAN weight-clipping constant ``c`` (ours: WGAN's 0.01).
         n_critic: Critic steps per batch (Algorithm 1: 1).
         critic_lr: Adam learning rate of the critic (ours: 1e-4, betas (0.5, 0.999)).
-        encoder_lr: Adam learning rate of the encoder step of line 9 (ours: 1e-4).
+        encoder_lr: Adam learning rate of the encoder step of line 9 (ours: 1e-5; Adam's step does not scale with
+            lambda, so this rate, not lambda, sets the strength of the literal algorithm; measured on digits, 15
+            epochs, no min-max: 1e-4 drops clean accuracy to 38%, 1e-5 keeps 99%).
+        encoder_step: ``"adam"`` (Algorithm 1 as written: a separate one-step Adam on the encoder after line 8) or
+            ``"joint"`` (ours: ``-lambda * mean D(Q(x_adv))`` added to line 8's loss, the relaxed objective of
+            eq. (1) descended by the loop's optimiser, where lambda sets the strength).
         pgd_eps: Training PGD budget in pixel units (ours: Madry's MNIST 0.3 of a unit range).
         pgd_alpha: PGD step size.
         pgd_steps: PGD steps.
@@ -75,7 +80,7 @@ class ERTrainer(TorchTrainer):
     def __init__(self, classifier: Any, *, lam: float = 1.0, regularizer: str | None = "critic",
                  adversarial: str | None = "pgd", loss: str = "ce", trades_beta: float = 6.0, vae_weight: float = 1.0,
                  critic_hidden: int = 512, critic_clip: float = 0.01, n_critic: int = 1, critic_lr: float = 1e-4,
-                 encoder_lr: float = 1e-4, pgd_eps: float = 0.3, pgd_alpha: float = 0.01, pgd_steps: int = 40,
+                 encoder_lr: float = 1e-5, encoder_step: str = "adam", pgd_eps: float = 0.3, pgd_alpha: float = 0.01, pgd_steps: int = 40,
                  random_start: bool = True, **kwargs: Any) -> None:
         super().__init__(classifier, **kwargs)
         model = self._view.model
@@ -95,12 +100,14 @@ class ERTrainer(TorchTrainer):
                         ("trades_beta", trades_beta), ("vae_weight", vae_weight)):
             if not float(v) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {v!r}")
+        if encoder_step not in ("adam", "joint"):
+            raise ValueError(f"encoder_step must be 'adam' or 'joint', got {encoder_step!r}")
         if n_critic < 1 or pgd_steps < 0:
             raise ValueError(f"n_critic must be >= 1 and pgd_steps >= 0, got {n_critic}, {pgd_steps}")
         self.lam, self.regularizer, self.adversarial, self.loss_name = float(lam), regularizer, adversarial, loss
         self.trades_beta, self.vae_weight = float(trades_beta), float(vae_weight)
         self.critic_hidden, self.critic_clip, self.n_critic = critic_hidden, float(critic_clip), int(n_critic)
-        self.critic_lr, self.encoder_lr = critic_lr, encoder_lr
+        self.critic_lr, self.encoder_lr, self.encoder_step = critic_lr, encoder_lr, encoder_step
         self.pgd_eps, self.pgd_alpha, self.pgd_steps, self.random_start = pgd_eps, pgd_alpha, pgd_steps, random_start
 
     @property
@@ -111,7 +118,7 @@ class ERTrainer(TorchTrainer):
         """Every ER setting, as printed next to results."""
         return {k: getattr(self, k) for k in ("lam", "regularizer", "adversarial", "loss_name", "trades_beta",
                                               "vae_weight", "critic_hidden", "critic_clip", "n_critic", "critic_lr",
-                                              "encoder_lr", "pgd_eps", "pgd_alpha", "pgd_steps", "random_start")}
+                                              "encoder_lr", "encoder_step", "pgd_eps", "pgd_alpha", "pgd_steps", "random_start")}
 
     def _loop_module(self) -> nn.Module:
         return PreprocessedFeatures(self._view.model, self._view.preprocess)
@@ -153,6 +160,8 @@ class ERTrainer(TorchTrainer):
             if self.uses_critic:
                 self._critic_steps(z.detach(), prior_gen)
                 self._last_adv = x_adv
+                if self.encoder_step == "joint":  # ours: line 9's term in line 8's loss (eq. 1, relaxed)
+                    loss = loss - encoder_prior_objective(self.critic_(z), self.lam)
             return loss
 
         return batch_loss
@@ -170,7 +179,7 @@ class ERTrainer(TorchTrainer):
         self.critic_values_.append(float(obj.detach()))
 
     def _post_step(self) -> Any:
-        if not self.uses_critic:
+        if not self.uses_critic or self.encoder_step == "joint":
             return None
 
         def encoder_step() -> None:
