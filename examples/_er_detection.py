@@ -22,14 +22,20 @@ import rce_art as ra
 from rce_art.detectors import LogisticCombiner
 from rce_art.evaluation import acc_criteria, detection_auc, tpr_at_fpr
 from rce_art.evaluation.paper_values import ER_DETECTION
+from rce_art.settings import ER_PAPER
 
 ATTACKS = ("pgd", "fgsm", "cw")
 DETECTORS = ("KD", "LID", "ER1", "ER2")
 
 
+def cw_bound(args: argparse.Namespace) -> float:
+    """The paper's C&W bound for detection: ``||d||_2 / D`` <= 0.004 on CIFAR-10, 0.007 otherwise (MNIST's)."""
+    return ER_PAPER["detection_cw_bound"].get(args.dataset, ER_PAPER["detection_cw_bound"]["mnist"])
+
+
 def craft(name: str, clf: Any, x: np.ndarray, eps: float, args) -> np.ndarray:
-    """FGSM / PGD at ``eps``; C&W-L2 whose examples beyond the paper's bound (``||d||_2 / D <= 0.007``, pixel
-    range 1, the literal reading) count as failed (the clean input is kept)."""
+    """FGSM / PGD at ``eps``; C&W-L2 whose examples beyond the paper's bound (:func:`cw_bound`, pixel range 1,
+    the literal reading) count as failed (the clean input is kept)."""
     if name == "pgd":
         return E.pgd(clf, x, eps, args)
     if name == "fgsm":
@@ -37,7 +43,7 @@ def craft(name: str, clf: Any, x: np.ndarray, eps: float, args) -> np.ndarray:
     x_adv = C.build_paper_attack("cw", clf, args, eps).generate(x)
     span = clf.clip_values[1] - clf.clip_values[0]
     l2 = np.sqrt((((x_adv - x) / span) ** 2).reshape(len(x), -1).sum(1)) / x[0].size
-    return np.where((l2 <= 0.007)[:, None, None, None], x_adv, x).astype(np.float32)
+    return np.where((l2 <= cw_bound(args))[:, None, None, None], x_adv, x).astype(np.float32)
 
 
 def characteristics(detectors: dict[str, Any], x: np.ndarray) -> dict[str, torch.Tensor]:

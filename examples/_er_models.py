@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import rce_art as ra
+from rce_art.settings import ER_PAPER, er_training_settings
 
 #: name -> ERTrainer arguments (ER family) or the baseline it is ("ce", "madry", "trades"), in the paper's order.
 VARIANTS: dict[str, dict[str, Any] | str] = {
@@ -28,25 +29,26 @@ VARIANTS: dict[str, dict[str, Any] | str] = {
 }
 
 
-def er_settings(args: argparse.Namespace, data: ra.Dataset) -> dict[str, Any]:
-    """Training settings shared by every model (printed with the results; "ours" where the paper is silent)."""
+def er_eps(args: argparse.Namespace, data: ra.Dataset) -> float:
+    """The evaluation eps in pixel units: ``--eps``, else the paper's per dataset with ``--paper``, else the
+    dataset's quick default (``_common.DEFAULT_EPS``)."""
     span = data.clip_values[1] - data.clip_values[0]
-    eps = args.train_eps if args.train_eps is not None else C.DEFAULT_EPS[args.dataset] * span
-    paper = args.paper
-    return {
-        "epochs": args.epochs or (30 if paper else {"digits": 15, "fashion-mnist": 3}.get(args.dataset, 5)),
-        "batch_size": 64 if data.name == "digits" else 128,
-        "lr": 0.05,
-        "k": args.k,
-        "lam": args.lam,
-        "pgd_eps": eps,
-        "pgd_alpha": eps / 4,
-        "pgd_steps": 40 if paper else 7,
-        "critic_clip": 0.01,
-        "encoder_lr": 1e-5,
-        "encoder_step": args.encoder_step,
-        "trades_beta": 6.0,
-    }
+    if args.eps is not None:
+        return args.eps * span
+    if args.paper and args.dataset in ER_PAPER["eps"]:
+        return ER_PAPER["eps"][args.dataset] * span
+    return C.DEFAULT_EPS[args.dataset] * span
+
+
+def er_settings(args: argparse.Namespace, data: ra.Dataset) -> dict[str, Any]:
+    """Training settings shared by every model (``rce_art.settings.er_training_settings`` with the command line's
+    overrides; printed with the results, "ours" where the paper is silent)."""
+    eps = args.train_eps if args.train_eps is not None else er_eps(args, data)
+    s = er_training_settings(args.paper, eps, digits=data.name == "digits")
+    s.update(k=args.k, lam=args.lam, encoder_step=args.encoder_step)
+    if args.epochs:
+        s["epochs"] = args.epochs
+    return s
 
 
 def _er_net(data: ra.Dataset, k: int, model: str, variational: bool = False) -> torch.nn.Module:

@@ -32,6 +32,7 @@ import numpy as np
 
 import rce_art as ra
 from rce_art.evaluation.paper_values import ER_TABLE1_AUTOATTACK, ER_TABLE2_CW, ER_TABLE3_RAYS
+from rce_art.settings import ER_PAPER
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -50,10 +51,10 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     data = C.load_data(args)
     span = data.clip_values[1] - data.clip_values[0]
-    eps = (args.eps if args.eps is not None else C.DEFAULT_EPS[args.dataset]) * span
+    eps = M.er_eps(args, data)
     s = M.er_settings(args, data)
     grid = args.eps_grid or [round(f * eps, 4) for f in (0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
-    x, y = C.attack_subset(data, args.n_examples or 300, args.seed)
+    x, y = C.attack_subset(data, args.n_examples or (ER_PAPER["n_examples"] if args.paper else 300), args.seed)
     (args.out / "figures").mkdir(parents=True, exist_ok=True)
     print(f"settings: dataset={args.dataset} eps={eps:g} (pixel range {span:g}) n_examples={len(x)} "
           f"n_detect={args.n_detect} seed={args.seed} training (ours where the paper is silent)={s}")
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
                  for r in pos if r["model"] == "ER-Classifier-")
         claims.append(f"Figure 4, ER-Classifier- beats E-CLA and VAE-CLA at every eps > 0: {'held' if ok else 'did NOT hold'}")
 
-    xs, ys = x[: min(len(x), 100 if not args.paper else 1000)], y[: min(len(x), 100 if not args.paper else 1000)]
+    n_small = min(len(x), ER_PAPER["n_examples"] if args.paper else 100)  # AutoAttack, C&W and RayS inputs
+    xs, ys = x[:n_small], y[:n_small]
     white: dict[str, np.ndarray] = {}
     if "autoattack" not in args.skip:
         print(f"\nTable 1: AutoAttack at eps {eps:g} on {len(xs)} test inputs (paper MNIST: eps 0.3, 1,000 inputs)")
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
                 claims.append(f"Table 3, {name}: RayS never beats the white-box attack (no sign of gradient masking): "
                               f"{'held' if beats == 0 else f'did NOT hold on {beats} inputs'}")
     if "detection" not in args.skip and {"No defence", "ER-Classifier"} <= set(models):
-        print(f"\nDetection (Section 4.5): FGSM/PGD at eps {eps:g}, C&W-L2 within ||d||_2/D <= 0.007")
+        print(f"\nDetection (Section 4.5): FGSM/PGD at eps {eps:g}, C&W-L2 within ||d||_2/D <= {DET.cw_bound(args)}")
         out["detection"] = DET.detection_tables(models["No defence"], models["ER-Classifier"], data, args, eps)
         DET.print_tables(out["detection"])
         print("\nAdaptive attack on ER-Detector (ER1, regression trained on PGD; not in the paper):")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from rce_art._tensors import as_input_tensor, as_label_tensor, eval_mode, like
 from rce_art._validation import check_positive
@@ -52,13 +53,15 @@ class RayS:
         clip_values: Pixel range when ``classifier`` is a module without one.
         batch_size: Inputs searched together.
         early_stop: Stop an input once its radius is within ``eps`` (as the official code).
+        verbose: Progress bar over the batches.
 
     References:
         J. Chen, Q. Gu. RayS: A Ray Searching Method for Hard-label Adversarial Attack. KDD 2020, Algorithm 1-3.
     """
 
     def __init__(self, classifier: Any, eps: float, max_queries: int = 10_000, tol: float = 1e-3, lin_steps: int = 10,
-                 clip_values: tuple[float, float] | None = None, batch_size: int = 256, early_stop: bool = True) -> None:
+                 clip_values: tuple[float, float] | None = None, batch_size: int = 256, early_stop: bool = True,
+                 verbose: bool = False) -> None:
         self._view = resolve_model(classifier)
         self.clip_values = clip_values if clip_values is not None else self._view.clip_values
         if self.clip_values is None:
@@ -67,7 +70,7 @@ class RayS:
         if int(max_queries) < 1 or int(lin_steps) < 1 or int(batch_size) < 1:
             raise ValueError("max_queries, lin_steps and batch_size must be >= 1")
         self.max_queries, self.tol, self.lin_steps = int(max_queries), check_positive(tol, "tol"), int(lin_steps)
-        self.batch_size, self.early_stop = int(batch_size), bool(early_stop)
+        self.batch_size, self.early_stop, self.verbose = int(batch_size), bool(early_stop), bool(verbose)
         self._model = Preprocessed(self._view) if self._view.has_preprocessing else self._view.model
 
     def generate(self, x: Any, y: Any = None) -> Any:
@@ -82,7 +85,8 @@ class RayS:
         with eval_mode(self._model):
             yt = as_label_tensor(y, xt.shape[0], dev) if y is not None else self._model(xt).argmax(1)
             parts = [self._batch(xt[i : i + self.batch_size], yt[i : i + self.batch_size])
-                     for i in range(0, xt.shape[0], self.batch_size)]
+                     for i in tqdm(range(0, xt.shape[0], self.batch_size), desc="RayS", disable=not self.verbose,
+                                   leave=False)]
         return RaySResult(*(torch.cat([p[k] for p in parts]).cpu() for k in range(4)))
 
     # --------------------------------------------------------------------- the search
