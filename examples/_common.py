@@ -48,6 +48,7 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true", help="paper settings (training length, C&W 9 x 10,000 iterations)")
     p.add_argument("--no-cache", action="store_true", help="retrain models even if cached in --out/models")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--tsne-examples", type=int, default=1000, help="test inputs in t-SNE figures and cluster indices")
     return p
 
 

@@ -38,7 +38,7 @@ def tsne_figure(models, data, args, path) -> None:
     from sklearn.manifold import TSNE
 
     plt = _plt()
-    x, y = C.attack_subset(data, 1000, args.seed)
+    x, y = C.attack_subset(data, args.tsne_examples, args.seed)
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, (objective, clf) in zip(axes, models.items()):
         _, feats = ra.KDensityDetector(clf).extract(x)

@@ -229,7 +229,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "at 100 our quick small CNN's features die)")
     parser.add_argument("--grid-eps", type=float, default=None,
                         help="PGD budget of the grid (default: the headline eps)")
-    parser.add_argument("--tsne-examples", type=int, default=1000, help="test inputs in each t-SNE")
     parser.add_argument("--skip-grid", action="store_true")
     parser.add_argument("--skip-tsne", action="store_true")
     args = parser.parse_args(argv)

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Table 1, DBI and Figure 2 (t-SNE)
     t1, dets = [], {}
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
-    xs, ys = C.attack_subset(data, 1000, args.seed)
+    xs, ys = C.attack_subset(data, args.tsne_examples, args.seed)
     for i, (v, clf) in enumerate(models.items()):
         det = C.fit_detector(clf, data, x_cal, args.seed)
         dets[v] = det

@@ -58,7 +58,8 @@ def test_table2_smoke(out, capsys):
 @pytest.mark.filterwarnings("ignore")
 def test_figures_smoke(out):
     tmp_path = out
-    result = _load("reproduce_figures").main([*TINY, "--n-examples", "16", "--out", str(tmp_path)])
+    result = _load("reproduce_figures").main([*TINY, "--n-examples", "16", "--tsne-examples", "150",
+                                              "--out", str(tmp_path)])
     for name in ("tsne", "accuracy_vs_eps", "cw_distortion", "kdensity_hist", "roc"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
     assert {r["attack"] for r in result["accuracy"]} == {"fgsm", "bim", "ilcm", "jsma"}
@@ -66,7 +67,8 @@ def test_figures_smoke(out):
 
 def test_reproduce_pdm_smoke(out, capsys):
     tmp_path = out
-    result = _load("reproduce_pdm").main([*TINY, "--n-examples", "12", "--max-iter", "20", "--out", str(tmp_path)])
+    result = _load("reproduce_pdm").main([*TINY, "--n-examples", "12", "--max-iter", "20", "--tsne-examples", "150",
+                                          "--out", str(tmp_path)])
     assert [r["variant"] for r in result["table1"]] == ["CE", "RCE", "Siamese+RVL", "PDM"]
     assert len(result["table2"]) == 7 and all(0 <= r["PDM"] <= 1 for r in result["table2"])
     assert "Claims of the PDM paper" in capsys.readouterr().out
@@ -107,7 +109,8 @@ def test_compare_detectors_smoke(out, capsys):
 
 def test_adaptive_eval_smoke(out, capsys):
     records = _load("adaptive_eval").main([*TINY, "--n-examples", "20", "--objectives", "CE,RCE", "--detectors",
-                                           "kd,mahalanobis", "--eps-grid", "0.1", "--steps", "3", "--out", str(out)])
+                                           "kd,mahalanobis", "--eps-grid", "0.1", "--steps", "3", "--sanity-examples", "4",
+                                           "--out", str(out)])
     assert {r["attack"] for r in records} == {"classifier", "combined", "selective", "orthogonal", "cw-wb (unbounded)"}
     assert all(0 <= r["SR@5"] <= r["misclassified"] + 1e-9 and 0 <= r["SR@50"] <= r["SR@5"] + 1e-9 for r in records)
     assert "harder to evade" in capsys.readouterr().out
