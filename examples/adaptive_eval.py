@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=50, help="PGD steps (quick; the paper of Bryniarski et al.: 1000)")
     parser.add_argument("--mc-samples", type=int, default=20, help="MC-dropout passes of BU and KD+BU")
     parser.add_argument("--no-cw-wb", action="store_true", help="skip the unbounded C&W-wb row of K-density")
+    parser.add_argument("--max-iter", type=int, default=None,
+                        help="quick C&W-wb iterations per binary-search round (default: rce_art.settings' 200)")
     parser.add_argument("--sanity-examples", type=int, default=10, help="inputs of the sanity checks per model x "
                         "detector (selective PGD at the headline eps; 0 = skip)")
     args = parser.parse_args(argv)

@@ -109,7 +109,7 @@ def test_compare_detectors_smoke(out, capsys):
 
 def test_adaptive_eval_smoke(out, capsys):
     records = _load("adaptive_eval").main([*TINY, "--n-examples", "20", "--objectives", "CE,RCE", "--detectors",
-                                           "kd,mahalanobis", "--eps-grid", "0.1", "--steps", "3", "--sanity-examples", "4",
+                                           "kd,mahalanobis", "--eps-grid", "0.1", "--steps", "3", "--sanity-examples", "4", "--max-iter", "20",
                                            "--out", str(out)])
     assert {r["attack"] for r in records} == {"classifier", "combined", "selective", "orthogonal", "cw-wb (unbounded)"}
     assert all(0 <= r["SR@5"] <= r["misclassified"] + 1e-9 and 0 <= r["SR@50"] <= r["SR@5"] + 1e-9 for r in records)
