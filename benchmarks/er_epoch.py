@@ -10,11 +10,10 @@ is measured twice: on the same loop (``ERTrainer(regularizer=None)``, identical 
 
 from __future__ import annotations
 
-import argparse
 import time
 
-import numpy as np
 import torch
+from _synthetic import epoch_parser, images_28x28
 
 import rce_art as ra
 
@@ -47,14 +46,8 @@ def art_madry_epoch(x, y, seed: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=2048, help="training inputs per epoch (28x28)")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    x = rng.uniform(-0.5, 0.5, size=(args.n, 1, 28, 28)).astype(np.float32)
-    y = np.arange(args.n) % 10
+    args = epoch_parser(__doc__, 2048).parse_args(argv)
+    x, y = images_28x28(args.n, args.seed)
     times: dict[str, list[float]] = {"ER-Classifier": [], "Madry (same loop)": [], "Madry (ART)": []}
     for _ in range(args.repeats):
         times["ER-Classifier"].append(er_epoch(x, y, args.seed, "critic"))

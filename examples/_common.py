@@ -96,6 +96,18 @@ def main_process_output():
         yield
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (figures are written to files), with a clear error."""
+    try:
+        import matplotlib
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("figures need matplotlib: pip install 'rce-art[plot]'") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def default_epochs(args: argparse.Namespace, n_train: int) -> int:
     """Epochs: ``--epochs``, else the paper's step count (``--paper``), else quick per-dataset defaults."""
     if args.epochs is not None:

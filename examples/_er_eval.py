@@ -13,15 +13,6 @@ import rce_art as ra
 from rce_art.settings import ER_PAPER
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def pgd(clf: Any, x: np.ndarray, eps: float, args: argparse.Namespace, steps: int | None = None) -> np.ndarray:
     """ART's l_inf PGD (random start, step eps/4): 40 steps with ``--paper``, else 20 (ours; the paper gives none)."""
     from art.attacks.evasion import ProjectedGradientDescent
@@ -45,7 +36,7 @@ def robustness_curves(models: dict[str, Any], x: np.ndarray, y: np.ndarray, grid
         for eps in grid:
             records.append({"figure": 3, "model": name, "eps": eps, "accuracy": C.accuracy(clf, pgd(clf, x, eps, args), y)})
         print(f"  {name:15s} " + "  ".join(f"{r['accuracy']:.3f}" for r in records if r["model"] == name), flush=True)
-    plt = _plt()
+    plt = C.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     groups = (("No defence", "Madry", "TRADES", "ER-Classifier", "ER-Classifier-", "ER-TRADES"),
               ("E-CLA", "VAE-CLA", "ER-Classifier-"))
@@ -120,7 +111,7 @@ def tsne_codes(models: dict[str, Any], x: np.ndarray, y: np.ndarray, eps: float,
     """Figures 5-6: t-SNE of the codes of clean and PGD inputs (triangle: attack succeeded, circle: failed)."""
     from sklearn.manifold import TSNE
 
-    plt = _plt()
+    plt = C.pyplot()
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 5), squeeze=False)
     records = []
     for ax, (name, clf) in zip(axes[0], models.items()):

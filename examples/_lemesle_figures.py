@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import _common as C
 import numpy as np
-
-
-def _plt():
-    try:
-        import matplotlib
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("figures need matplotlib: pip install 'rce-art[plot]'") from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def accuracy_vs_eps(curves: dict[str, dict[str, list[tuple[float, float]]]], path: Path, title: str) -> None:
     """Figure 4: accuracy vs eps, one panel per attack, one line per model (``curves[attack][model]``)."""
-    plt = _plt()
+    plt = C.pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
     for ax, (attack, by_model) in zip(axes[0], curves.items()):
         for model, pts in by_model.items():
@@ -33,7 +23,7 @@ def accuracy_vs_eps(curves: dict[str, dict[str, list[tuple[float, float]]]], pat
 def grid_figure(values: list[float], robust: np.ndarray, auc: np.ndarray, rho: float, p: float, path: Path,
                 title: str) -> None:
     """Figure 5: heat maps of robust accuracy and K-density AUC over (lambda_1, lambda_2), and their scatter."""
-    plt = _plt()
+    plt = C.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     for ax, grid, name in ((axes[0], robust, "robust accuracy (PGD)"), (axes[1], auc, "K-density ROC-AUC (PGD)")):
         im = ax.imshow(grid, origin="lower", cmap="viridis")
@@ -51,7 +41,7 @@ def grid_figure(values: list[float], robust: np.ndarray, auc: np.ndarray, rho: f
 
 def tsne_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str) -> None:
     """Figures 2-3: t-SNE of last hidden features per model, with the Davies-Bouldin index in the title."""
-    plt = _plt()
+    plt = C.pyplot()
     fig, axes = plt.subplots(1, len(embeddings), figsize=(3.6 * len(embeddings), 3.8), squeeze=False)
     for ax, (name, (emb, y, dbi)) in zip(axes[0], embeddings.items()):
         ax.scatter(emb[:, 0], emb[:, 1], c=y, cmap="tab10", s=3)

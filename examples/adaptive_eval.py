@@ -124,10 +124,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def _plot(records, detectors, objectives, grid, args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = C.pyplot()
 
     fig, axes = plt.subplots(1, len(detectors), figsize=(3.4 * len(detectors), 3.2), squeeze=False)
     for ax, d in zip(axes[0], detectors):

@@ -104,10 +104,7 @@ def summarise(records: list[dict], keys: tuple[str, ...], value: str) -> list[di
 
 
 def figures(scores: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = C.pyplot()
     from sklearn.metrics import roc_curve
 
     keys = sorted(scores)

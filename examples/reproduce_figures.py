@@ -23,21 +23,10 @@ EPS_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # multiples of the dataset's d
 JSMA_GAMMAS = (0.0, 0.02, 0.05, 0.1, 0.2)
 
 
-def _plt():
-    try:
-        import matplotlib
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("figures need matplotlib: pip install 'rce-art[plot]'") from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def tsne_figure(models, data, args, path) -> None:
     from sklearn.manifold import TSNE
 
-    plt = _plt()
+    plt = C.pyplot()
     x, y = C.attack_subset(data, args.tsne_examples, args.seed)
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, (objective, clf) in zip(axes, models.items()):
@@ -50,7 +39,7 @@ def tsne_figure(models, data, args, path) -> None:
 
 
 def accuracy_vs_eps(models, x, y, args, eps0, path) -> list[dict]:
-    plt = _plt()
+    plt = C.pyplot()
     records = []
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, name in zip(axes, ("fgsm", "bim", "ilcm", "jsma")):
@@ -78,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = C.common_parser(__doc__)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    plt = _plt()
+    plt = C.pyplot()
     data = C.load_data(args)
     eps = args.eps if args.eps is not None else C.DEFAULT_EPS[args.dataset]
     n = args.n_examples or 200

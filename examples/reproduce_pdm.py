@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="epochs of the black-box proxy's distillation (default: 1, or the training length with --paper)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = C.pyplot()
     from sklearn.manifold import TSNE
     from sklearn.metrics import davies_bouldin_score
 

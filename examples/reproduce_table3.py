@@ -63,10 +63,7 @@ def summarise(result, det, x, clip) -> dict:
 
 
 def figure3(x, advs: dict, path, n: int = 8) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = C.pyplot()
 
     rows = [("Normal", x)] + [(k, v) for k, v in advs.items()]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.4 * len(rows)))
