@@ -73,7 +73,7 @@ def test_er_trainer_clips_the_critic_and_keeps_global_rng(digits):
     assert trainer.settings()["pgd_steps"] == 3
 
 
-@pytest.mark.parametrize("variant", [dict(loss="trades", pgd_steps=2), dict(regularizer="vae", adversarial=None)])
+@pytest.mark.parametrize("variant", [{"loss": "trades", "pgd_steps": 2}, {"regularizer": "vae", "adversarial": None}])
 def test_er_variants_train(variant, digits):
     model = _er_model(variational=variant.get("regularizer") == "vae")
     trainer = ra.ERTrainer(model, clip_values=digits.clip_values, epochs=1, batch_size=64, progress=False,
@@ -138,7 +138,8 @@ def test_er_detector_combiner_save_load_and_errors(digits, tmp_path):
     x_adv = linf_pgd(model, torch.as_tensor(x_clean), torch.as_tensor(digits.y_test[:60]), 0.3, 0.05, 5,
                      digits.clip_values).numpy()
     det = ra.ERDetector(model, code="combined", seed=0).fit(digits.x_train, digits.y_train, x_clean=x_clean,
-                                                           x_adv=x_adv, x_noisy=None)
+                                                           x_adv=x_adv)
+    assert det.noise_std_ is None and det.combiner_.n_fit_ == {"normal": 60, "adversarial": 60}  # no noisy rows
     s = det.score(digits.x_test[60:100])
     det.save(tmp_path / "er")
     again = ra.ERDetector.load(tmp_path / "er", model)

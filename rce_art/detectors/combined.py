@@ -43,6 +43,9 @@ class CombinedDetector(ScoreDetector):
 
     requires_combiner: ClassVar[bool] = True
     fit_kwargs: ClassVar[set[str]] = {"x_calibration", "x_adv", "x_clean", "x_noisy", "attack"}
+    #: Negatives besides the clean inputs when ``x_noisy`` is not given: ``"auto"`` (matched Gaussian noise, the
+    #: recipes of Feinman et al. and Ma et al.) or ``None`` (clean inputs only, e.g. the ER paper's regression).
+    default_x_noisy: ClassVar[str | None] = "auto"
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -70,7 +73,8 @@ class CombinedDetector(ScoreDetector):
             nb_epochs: Ignored (ART signature).
             **kwargs: ``x_adv`` and ``x_clean`` (adversarial examples and the clean inputs they were crafted
                 from; required unless the detector has a default score), ``x_noisy`` (``"auto"``: matched
-                Gaussian noise, an array, or ``None``), ``attack`` (name recorded in the metadata),
+                Gaussian noise, an array, or ``None``; default :attr:`default_x_noisy`), ``attack`` (name
+                recorded in the metadata),
                 ``x_calibration`` (held-out clean inputs; default: ``calibration_fraction`` of ``x``).
 
         Returns:
@@ -107,13 +111,14 @@ class CombinedDetector(ScoreDetector):
         self.calibration_scores_ = torch.zeros(0, dtype=torch.float64)
         self.provenance_ = {"n_fit": int(fit_idx.size)}
         if x_adv is not None:
-            self.fit_combiner(x_clean, x_adv, kwargs.get("x_noisy", "auto"), kwargs.get("attack"), batch_size)
+            self.fit_combiner(x_clean, x_adv, kwargs.get("x_noisy", self.default_x_noisy), kwargs.get("attack"),
+                              batch_size)
         self.calibrate(x_cal, batch_size=batch_size)
         self.provenance_["calibration"] = ("x_calibration" if kwargs.get("x_calibration") is not None else
                                            f"{self.calibration_fraction:.0%} of the fit data held out")
         return self
 
-    def fit_combiner(self, x_clean: Any, x_adv: Any, x_noisy: Any = "auto", attack: str | None = None,
+    def fit_combiner(self, x_clean: Any, x_adv: Any, x_noisy: Any = "default", attack: str | None = None,
                      batch_size: int | None = None) -> CombinedDetector:
         """Fit the logistic regression: clean (and noisy) inputs vs adversarial ones of one attack.
 
@@ -123,7 +128,8 @@ class CombinedDetector(ScoreDetector):
             x_clean: Clean inputs ``(N, ...)`` the adversarial examples were crafted from.
             x_adv: Adversarial examples ``(N, ...)``.
             x_noisy: ``"auto"`` (Gaussian noise with the attack's mean L2 distortion,
-                :func:`~rce_art.detectors.combiner.matched_gaussian_noise`), noisy inputs, or ``None``.
+                :func:`~rce_art.detectors.combiner.matched_gaussian_noise`), noisy inputs, ``None``, or
+                ``"default"``: the detector's :attr:`default_x_noisy`.
             attack: Name of the attack, recorded in ``provenance_``.
 
         Returns:
@@ -135,6 +141,8 @@ class CombinedDetector(ScoreDetector):
         if x_clean.shape != x_adv.shape:
             raise ValueError(f"x_clean and x_adv must have one shape, got {x_clean.shape} and {x_adv.shape}")
         neg = [self._characteristics_batched(x_clean, batch_size)[1]]
+        if isinstance(x_noisy, str) and x_noisy == "default":
+            x_noisy = self.default_x_noisy
         if isinstance(x_noisy, str):
             if x_noisy != "auto":
                 raise ValueError(f"x_noisy must be 'auto', an array or None, got {x_noisy!r}")

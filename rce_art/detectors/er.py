@@ -31,8 +31,9 @@ class ERDetector(CombinedDetector):
     ER1 (``code="z"``) uses the code ``z = Q(x)``; ER2 (``code="combined"``) the code concatenated with the means
     of the encoder's hidden layers' outputs. One Gaussian kernel per class on training codes (``n_per_class``
     points, true labels), the log-density of an input under the class ``C(Q(x))`` predicts is its
-    characteristic; :meth:`fit_combiner` (or ``fit(..., x_adv=, x_clean=, x_noisy=None)``) trains the paper's
-    logistic regression on clean vs adversarial inputs of one attack (set I), after which the score is
+    characteristic; :meth:`fit_combiner` (or ``fit(..., x_adv=, x_clean=)``) trains the paper's logistic
+    regression on clean vs adversarial inputs of one attack (set I; no noisy negatives unless ``x_noisy`` is
+    given), after which the score is
     ``-logit`` (higher = more normal). Before a combiner the score is the log-density itself. Differentiable
     (:meth:`score_tensor`), so adaptive attacks apply.
 
@@ -61,6 +62,7 @@ class ERDetector(CombinedDetector):
     format_tag = "rce_art.ERDetector/1"
     report_key = "neg_logit"
     requires_combiner = False
+    default_x_noisy = None  # the paper's regression: clean vs adversarial inputs of one attack, no noisy negatives
 
     def __init__(self, classifier: Any, code: str = "z", means: str = "layer", bandwidth: float | str = "auto",
                  n_per_class: int | None = 1000, fpr: float = 0.05, calibration_fraction: float = 0.2,
