@@ -10,9 +10,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rce_art._validation import check_inputs
+from rce_art._validation import check_inputs, check_reduction
 
-__all__ = ["as_input_tensor", "as_label_tensor", "eval_mode", "least_likely_labels", "like", "predicted_labels"]
+__all__ = [
+    "as_input_tensor",
+    "as_label_tensor",
+    "eval_mode",
+    "least_likely_labels",
+    "like",
+    "predicted_labels",
+    "reduce_loss",
+]
 
 
 def as_input_tensor(x: Any, device: torch.device, clip_values: tuple[float, float] | None) -> Tensor:
@@ -71,3 +79,11 @@ def least_likely_labels(model: nn.Module, x: Tensor, batch_size: int = 512) -> T
     """Argmin predictions (the least-likely class, ILCM's target), in eval mode."""
     with torch.no_grad(), eval_mode(model):
         return torch.cat([model(x[i : i + batch_size]).argmin(1) for i in range(0, x.shape[0], batch_size)])
+
+
+def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
+    """Per-example losses ``(N,)`` reduced as torch's losses do: ``"mean"``, ``"sum"`` or ``"none"``."""
+    check_reduction(reduction)
+    if reduction == "mean":
+        return loss.mean()
+    return loss.sum() if reduction == "sum" else loss

@@ -93,10 +93,10 @@ def check_labels(y: Any, n: int, nb_classes: int, *, name: str = "y") -> np.ndar
     return y_int
 
 
-def check_logits_and_labels(logits: Tensor, y: Tensor) -> None:
-    """Validate a ``(N, L)`` logits tensor and its ``(N,)`` integer labels for a loss."""
-    if not isinstance(logits, Tensor) or not isinstance(y, Tensor):
-        raise TypeError("logits and y must be torch tensors")
+def check_logits(logits: Tensor) -> None:
+    """Validate a ``(N, L)`` logits tensor: floating, ``N >= 1``, ``L >= 2``, finite."""
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"logits must be a torch tensor, got {type(logits).__name__}")
     if not logits.is_floating_point():
         raise TypeError(f"logits must be floating point, got {logits.dtype}")
     if logits.ndim != 2:
@@ -105,22 +105,35 @@ def check_logits_and_labels(logits: Tensor, y: Tensor) -> None:
         raise ValueError("logits is an empty batch; pass at least one example")
     if logits.shape[1] < 2:
         raise ValueError(f"logits need at least 2 classes, got L={logits.shape[1]}")
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("logits contain NaN or infinite values")
+
+
+def check_logits_and_labels(logits: Tensor, y: Tensor) -> None:
+    """Validate a ``(N, L)`` logits tensor (:func:`check_logits`) and its ``(N,)`` integer labels for a loss."""
+    if not isinstance(logits, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("logits and y must be torch tensors")
+    check_logits(logits)
     if y.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool):
         raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
     if y.shape != (logits.shape[0],):
         raise ValueError(f"y must have shape ({logits.shape[0]},), got {tuple(y.shape)}")
     if bool(((y < 0) | (y >= logits.shape[1])).any()):
         raise ValueError(f"y holds labels outside [0, {logits.shape[1]})")
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError("logits contain NaN or infinite values")
 
 
-def check_positive(value: float, name: str) -> float:
-    """Return ``float(value)`` if it is a finite number > 0, else raise ``ValueError``."""
+def _as_number(value: float, name: str) -> float:
+    """``float(value)``, or a ``TypeError`` naming ``name`` if it is not a number."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+    return v
+
+
+def check_positive(value: float, name: str) -> float:
+    """Return ``float(value)`` if it is a finite number > 0, else raise ``ValueError``."""
+    v = _as_number(value, name)
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return v
@@ -128,10 +141,18 @@ def check_positive(value: float, name: str) -> float:
 
 def check_nonnegative(value: float, name: str) -> float:
     """Return ``float(value)`` if it is a finite number >= 0, else raise ``ValueError``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+    v = _as_number(value, name)
     if not np.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return v
+
+
+REDUCTIONS = ("mean", "sum", "none")
+"""The reductions of torch's losses, accepted by every loss of the package."""
+
+
+def check_reduction(reduction: str) -> str:
+    """Return ``reduction`` if it is one of torch's loss reductions (``"mean"``, ``"sum"``, ``"none"``)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction

@@ -10,18 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rce_art._validation import check_logits
+
 __all__ = ["confidence", "confidence_log_odds", "non_me"]
-
-
-def _check(logits: Tensor) -> None:
-    if not isinstance(logits, Tensor):
-        raise TypeError(f"logits must be a torch tensor, got {type(logits).__name__}")
-    if not logits.is_floating_point():
-        raise TypeError(f"logits must be floating point, got {logits.dtype}")
-    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < 2:
-        raise ValueError(f"logits must have shape (N, L) with N >= 1 and L >= 2, got {tuple(logits.shape)}")
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError("logits contain NaN or infinite values")
 
 
 def confidence(logits: Tensor) -> Tensor:
@@ -37,7 +28,7 @@ def confidence(logits: Tensor) -> Tensor:
         TypeError: If ``logits`` is not a floating tensor.
         ValueError: On a wrong shape, an empty batch or non-finite values.
     """
-    _check(logits)
+    check_logits(logits)
     return F.log_softmax(logits, dim=1).max(dim=1).values.exp()
 
 
@@ -62,7 +53,7 @@ def confidence_log_odds(logits: Tensor) -> Tensor:
     References:
         Pang et al., Towards Robust Detection of Adversarial Examples, NeurIPS 2018, Section 3.1 (confidence).
     """
-    _check(logits)
+    check_logits(logits)
     top = logits.argmax(dim=1, keepdim=True)
     others = logits.masked_fill(torch.zeros_like(logits, dtype=torch.bool).scatter_(1, top, True), float("-inf"))
     return logits.gather(1, top)[:, 0] - torch.logsumexp(others, dim=1)
@@ -89,7 +80,7 @@ def non_me(logits: Tensor) -> Tensor:
     References:
         Pang et al., Towards Robust Detection of Adversarial Examples, NeurIPS 2018, eq. (1).
     """
-    _check(logits)
+    check_logits(logits)
     top = logits.argmax(dim=1, keepdim=True)
     mask = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, top, True)
     masked = logits.masked_fill(mask, float("-inf"))

@@ -6,11 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rce_art._validation import check_logits_and_labels
+from rce_art._tensors import reduce_loss
+from rce_art._validation import check_logits_and_labels, check_reduction
 
 __all__ = ["ReverseCrossEntropyLoss", "reverse_cross_entropy", "reverse_labels"]
-
-_REDUCTIONS = ("mean", "sum", "none")
 
 
 def reverse_labels(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -57,16 +56,10 @@ def reverse_cross_entropy(logits: Tensor, y: Tensor, reduction: str = "mean") ->
         T. Pang, C. Du, Y. Dong, J. Zhu. Towards Robust Detection of Adversarial
         Examples. NeurIPS 2018, eq. (4) and "Reverse logits" in Section 3.2.
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
     check_logits_and_labels(logits, y)
     log_p = F.log_softmax(logits, dim=1)
-    loss = -(reverse_labels(y, logits.shape[1], log_p.dtype) * log_p).sum(dim=1)
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+    return reduce_loss(-(reverse_labels(y, logits.shape[1], log_p.dtype) * log_p).sum(dim=1), reduction)
 
 
 class ReverseCrossEntropyLoss(nn.Module):
@@ -83,9 +76,7 @@ class ReverseCrossEntropyLoss(nn.Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_reduction(reduction)
 
     def forward(self, logits: Tensor, y: Tensor) -> Tensor:
         return reverse_cross_entropy(logits, y, self.reduction)

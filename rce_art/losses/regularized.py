@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rce_art._validation import check_logits_and_labels, check_nonnegative
+from rce_art._tensors import reduce_loss
+from rce_art._validation import check_logits, check_logits_and_labels, check_nonnegative, check_reduction
 from rce_art.losses.rce import reverse_cross_entropy
 
 __all__ = [
@@ -25,17 +26,6 @@ __all__ = [
     "output_variance_loss",
     "rce_smoothing_loss",
 ]
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if reduction == "mean":
-        return loss.mean()
-    return loss.sum() if reduction == "sum" else loss
-
 
 def _row_l2(v: Tensor) -> Tensor:
     """Row-wise L2 norm without overflow for huge entries and with a zero (not NaN) gradient at 0."""
@@ -72,12 +62,11 @@ def rce_smoothing_loss(logits: Tensor, y: Tensor, weight: float = 1.0, reduction
     """
     check_logits_and_labels(logits, y)
     w = check_nonnegative(weight, "weight")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
     if not w:
         return F.cross_entropy(logits, y.long(), reduction=reduction)
     loss = F.cross_entropy(logits, y.long(), reduction="none") + w * reverse_cross_entropy(logits, y, "none")
-    return _reduce(loss, reduction)
+    return reduce_loss(loss, reduction)
 
 
 def label_smoothing_cross_entropy(logits: Tensor, y: Tensor, epsilon: float = 0.1, reduction: str = "mean") -> Tensor:
@@ -101,8 +90,7 @@ def label_smoothing_cross_entropy(logits: Tensor, y: Tensor, epsilon: float = 0.
     check_logits_and_labels(logits, y)
     if not 0.0 <= float(epsilon) <= 1.0:
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
     return F.cross_entropy(logits, y.long(), label_smoothing=float(epsilon), reduction=reduction)
 
 
@@ -120,11 +108,8 @@ def logit_squeezing(logits: Tensor, squared: bool = False, reduction: str = "mea
     Raises:
         ValueError: On a wrong shape, an empty batch or non-finite logits.
     """
-    if not isinstance(logits, Tensor):
-        raise TypeError("logits must be a torch tensor")
-    check_logits_and_labels(logits, torch.zeros(logits.shape[0] if logits.ndim else 1, dtype=torch.long))
-    per = logits.pow(2).sum(dim=1) if squared else _row_l2(logits)
-    return _reduce(per, reduction)
+    check_logits(logits)
+    return reduce_loss(logits.pow(2).sum(dim=1) if squared else _row_l2(logits), reduction)
 
 
 def output_variance(logits: Tensor, y: Tensor) -> Tensor:
