@@ -29,6 +29,7 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "parse_shard",
+    "rank_seed",
     "shard_slice",
 ]
 
@@ -51,6 +52,12 @@ def get_world_size() -> int:
 def is_main_process() -> bool:
     """Rank 0: the process that writes files, logs and progress bars."""
     return get_rank() == 0
+
+
+def rank_seed(seed: int) -> int:
+    """``seed`` for rank 0, distinct seeds for the other ranks (``seed + 7919 * rank``): one random stream
+    per process for what must differ across processes (dropout, augmentation, random starts, partners)."""
+    return int(seed) + 7919 * get_rank()
 
 
 def barrier() -> None:

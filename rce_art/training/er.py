@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rce_art._tensors import eval_mode
-from rce_art.distributed import average_gradients, get_rank
+from rce_art._validation import check_nonnegative
+from rce_art.distributed import average_gradients, rank_seed
 from rce_art.losses.er import critic_objective, encoder_prior_objective, trades_loss
 from rce_art.models.er import Critic
 from rce_art.training.pgd import linf_pgd
@@ -98,8 +99,7 @@ class ERTrainer(TorchTrainer):
             raise ValueError("loss='trades' needs adversarial='pgd' (TRADES crafts its own adversarial batch)")
         for name, v in (("lam", lam), ("critic_clip", critic_clip), ("pgd_eps", pgd_eps), ("pgd_alpha", pgd_alpha),
                         ("trades_beta", trades_beta), ("vae_weight", vae_weight)):
-            if not float(v) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {v!r}")
+            check_nonnegative(v, name)
         if encoder_step not in ("adam", "joint"):
             raise ValueError(f"encoder_step must be 'adam' or 'joint', got {encoder_step!r}")
         if n_critic < 1 or pgd_steps < 0:
@@ -118,7 +118,8 @@ class ERTrainer(TorchTrainer):
         """Every ER setting, as printed next to results."""
         return {k: getattr(self, k) for k in ("lam", "regularizer", "adversarial", "loss_name", "trades_beta",
                                               "vae_weight", "critic_hidden", "critic_clip", "n_critic", "critic_lr",
-                                              "encoder_lr", "encoder_step", "pgd_eps", "pgd_alpha", "pgd_steps", "random_start")}
+                                              "encoder_lr", "encoder_step", "pgd_eps", "pgd_alpha", "pgd_steps",
+                                              "random_start")}
 
     def _loop_module(self) -> nn.Module:
         return PreprocessedFeatures(self._view.model, self._view.preprocess)
@@ -128,16 +129,17 @@ class ERTrainer(TorchTrainer):
 
     def _batch_loss(self, data: Any) -> Any:
         model, dev = self._view.model, self._view.device
-        rank = get_rank()
-        pgd_gen = torch.Generator().manual_seed(self.seed + 2 + 7919 * rank)
-        prior_gen = torch.Generator().manual_seed(self.seed + 3 + 7919 * rank)
+        pgd_gen = torch.Generator().manual_seed(rank_seed(self.seed + 2))
+        prior_gen = torch.Generator().manual_seed(rank_seed(self.seed + 3))
         raw = self.training_module()
         if self.uses_critic:
             with torch.random.fork_rng(devices=[]):  # the critic's initial weights, global RNG untouched
                 torch.manual_seed(self.seed)
                 self.critic_ = Critic(model.k, self.critic_hidden).to(dev)
             self._critic_opt = torch.optim.Adam(self.critic_.parameters(), lr=self.critic_lr, betas=(0.5, 0.999))
-            self._encoder_opt = torch.optim.Adam(model.encoder.parameters(), lr=self.encoder_lr, betas=(0.5, 0.999))
+            if self.encoder_step == "adam":
+                self._encoder_opt = torch.optim.Adam(model.encoder.parameters(), lr=self.encoder_lr,
+                                                     betas=(0.5, 0.999))
         self.critic_values_: list[float] = []
 
         def batch_loss(net: nn.Module, xb: Tensor, yb: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
 from rce_art._validation import check_inputs
-from rce_art.distributed import broadcast_module, get_rank, get_world_size, is_distributed
+from rce_art.distributed import broadcast_module, get_rank, get_world_size, is_distributed, is_main_process, rank_seed
 
 __all__ = ["SCHEDULES", "TrainHistory", "cosine_lr", "piecewise_lr", "train_model"]
 
@@ -154,24 +154,20 @@ def train_model(
     loader = _as_loader(data, batch_size, seed)
     sampler = getattr(loader, "sampler", None)
     distributed = is_distributed()
+    net: nn.Module = model
     if distributed:
-        rank = get_rank()
-        net: nn.Module = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
-    else:
-        rank, net = 0, model
+        net = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
     total = epochs * len(loader)  # type: ignore[arg-type]
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if schedule == "cosine":
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, total))
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: piecewise_lr(s, total, milestones, gamma))
-    aug_gen = torch.Generator().manual_seed(seed + 1 + 7919 * rank)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: cosine_lr(s, total) if schedule == "cosine" else piecewise_lr(s, total, milestones, gamma))
+    aug_gen = torch.Generator().manual_seed(rank_seed(seed + 1))
     history = TrainHistory()
     devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed + 7919 * rank)  # dropout etc.: one stream per process
+        torch.manual_seed(rank_seed(seed))  # dropout etc.: one stream per process
         model.train()
-        bar = tqdm(range(epochs), desc="train", disable=not (progress and rank == 0), leave=False)
+        bar = tqdm(range(epochs), desc="train", disable=not (progress and is_main_process()), leave=False)
         for epoch in bar:
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)  # reshuffle every epoch, the same permutation on every process
@@ -182,7 +178,8 @@ def train_model(
                 if augment is not None:
                     xb = augment(xb, aug_gen)
                 loss = batch_loss(net, xb, yb) if batch_loss is not None else loss_fn(net(xb), yb)
-                stat = torch.stack([loss.detach().double() * xb.shape[0], loss.new_tensor(xb.shape[0], dtype=torch.float64)])
+                n_b = loss.new_tensor(xb.shape[0], dtype=torch.float64)
+                stat = torch.stack([loss.detach().double() * n_b, n_b])
                 if distributed:  # global loss: every process stops together on a non-finite one
                     dist.all_reduce(stat)
                 if not torch.isfinite(stat[0]):

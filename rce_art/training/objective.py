@@ -9,7 +9,6 @@ from typing import Any
 from torch import Tensor, nn
 
 from rce_art.losses.composed import ComposedObjective
-from rce_art.models.reverse import ReverseLogits
 from rce_art.training.trainers import TorchTrainer
 
 __all__ = ["ObjectiveTrainer"]
@@ -66,8 +65,4 @@ class ObjectiveTrainer(TorchTrainer):
         return self.objective(logits, y)
 
     def get_model(self) -> nn.Module:
-        if not self.reverse:
-            return self._view.model
-        if not hasattr(self, "_reversed"):
-            self._reversed = ReverseLogits(self._view.model)
-        return self._reversed
+        return self._reversed_model() if self.reverse else self._view.model

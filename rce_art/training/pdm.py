@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rce_art.distributed import get_rank
+from rce_art.distributed import rank_seed
 from rce_art.losses.pdm import reduce_variance_loss, siamese_cosine_loss
 from rce_art.losses.rce import reverse_cross_entropy
 from rce_art.models.features import as_feature_model
-from rce_art.models.reverse import ReverseLogits
 from rce_art.training.trainers import PreprocessedFeatures, TorchTrainer
 
 __all__ = ["PDMTrainer", "PartnerSampler"]
@@ -70,13 +69,14 @@ class PDMTrainer(TorchTrainer):
     For RCE, :meth:`get_model` / :meth:`get_classifier` apply reverse logits. Other arguments as
     in :class:`~rce_art.CETrainer` (SGD, piecewise schedule, seed).
 
+    Distributed (torchrun): every process holds the whole training set and draws partners from all of
+    it with its own generator (:func:`rce_art.distributed.rank_seed`); the reduce-variance and Siamese terms
+    are over each process's share of the global batch.
+
     Args:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` whose final hidden layer is the embedding.
         q: Probability of a same-class partner (not stated in the paper; 0.5 balances the two labels).
 
-    Distributed (torchrun): every process holds the whole training set and draws partners from all of
-    it with its own generator (seed + 7919 * rank); the reduce-variance and Siamese terms are over each
-    process's share of the global batch.
         rvl_weight: Weight of the reduce-variance loss (Algorithm 1: 1).
         siamese_weight: Weight of the Siamese cosine loss (Algorithm 1: 1).
         classification: ``"rce"`` (PDM) or ``"ce"`` (Siamese + RVL ablation).
@@ -115,7 +115,7 @@ class PDMTrainer(TorchTrainer):
             raise TypeError("PDMTrainer needs the whole training set to draw partners: call fit(x, y)")
         x_all = torch.as_tensor(np.asarray(data[0]) if not isinstance(data[0], Tensor) else data[0], dtype=torch.float32)
         # every process holds the whole training set: partners are drawn from all of it, one stream per process
-        sampler = PartnerSampler(data[1], self.q, self.seed + 7919 * get_rank())
+        sampler = PartnerSampler(data[1], self.q, rank_seed(self.seed))
         self.sampler_ = sampler
 
         def batch_loss(model: nn.Module, xb: Tensor, yb: Tensor) -> Tensor:
@@ -138,9 +138,4 @@ class PDMTrainer(TorchTrainer):
         raise TypeError("PDMTrainer needs the whole training set to draw partners: call fit(x, y)")
 
     def get_model(self) -> nn.Module:
-        if self.classification == "ce":
-            return self._view.model
-        if not hasattr(self, "_reversed"):
-            self._reversed = ReverseLogits(self._view.model)
-        return self._reversed
-
+        return self._view.model if self.classification == "ce" else self._reversed_model()

@@ -188,6 +188,13 @@ class TorchTrainer(Trainer):
         """The trained torch module, giving ordinary logits (on preprocessed inputs, as the estimator's model)."""
         return self._view.model
 
+    def _reversed_model(self) -> nn.Module:
+        """The network wrapped in :class:`~rce_art.models.ReverseLogits` (one wrapper, made once): the model of
+        trainers whose objective makes a reverse classifier (RCE and the like)."""
+        if not hasattr(self, "_reversed"):
+            self._reversed = ReverseLogits(self._view.model)
+        return self._reversed
+
     def get_classifier(self) -> Any:
         """The trained network as an ART ``PyTorchClassifier`` whose predictions are ordinary.
 
@@ -240,9 +247,7 @@ class RCETrainer(TorchTrainer):
         return reverse_cross_entropy(logits, y)
 
     def get_model(self) -> nn.Module:
-        if not hasattr(self, "_reversed"):
-            self._reversed = ReverseLogits(self._view.model)
-        return self._reversed
+        return self._reversed_model()
 
 
 class PreprocessedFeatures(nn.Module):
