@@ -130,7 +130,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def all_gather_concat(part: Any) -> Any:
-    """Concatenate every rank's ``part`` (numpy arrays or tensors, first axis; or dicts of them) in rank order.
+    """Concatenate every rank's ``part`` (numpy arrays or tensors, first axis; or dicts, possibly nested, of
+    them) in rank order.
 
     Every rank receives the whole; in a single process ``part`` is returned unchanged. Tensors come back on
     ``part``'s device.

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from rce_art._tensors import eval_mode
 from rce_art.detectors.combined import CombinedDetector
-from rce_art.detectors.kernel import PAPER_BANDWIDTHS, KernelBank, class_log_kdensity, select_bandwidth
+from rce_art.detectors.kdensity import KDensityDetector
+from rce_art.detectors.kernel import class_log_kdensity
 from rce_art.detectors.layers import LayerFeatures
 
 __all__ = ["ERDetector"]
@@ -77,12 +78,15 @@ class ERDetector(CombinedDetector):
         super()._check_params()
         if self.code not in CODES or self.means not in MEANS:
             raise ValueError(f"code must be one of {CODES} and means one of {MEANS}, got {self.code!r}, {self.means!r}")
-        if isinstance(self.bandwidth, str) and self.bandwidth != "auto" and self.bandwidth not in PAPER_BANDWIDTHS:
-            raise ValueError(f"bandwidth must be 'auto', a number > 0 or one of {sorted(PAPER_BANDWIDTHS)}")
-        if not isinstance(self.bandwidth, str) and not float(self.bandwidth) > 0:
-            raise ValueError(f"bandwidth must be > 0, got {self.bandwidth!r}")
         if self.n_per_class is not None and int(self.n_per_class) < 2:
             raise ValueError(f"n_per_class must be >= 2 or None, got {self.n_per_class!r}")
+        self._kd()  # the bandwidth is checked where it is used
+
+    def _kd(self, bandwidth: float | str | None = None) -> KDensityDetector:
+        """The kernel-density machinery, on codes (``KDensityDetector.fit_features``: per-class kernel bank and
+        bandwidth choice); ``bandwidth`` overrides the constructor's (a loaded sigma: no new selection)."""
+        return KDensityDetector(self.classifier, bandwidth=self.bandwidth if bandwidth is None else bandwidth,
+                                n_per_class=self.n_per_class, seed=self.seed)
 
     def _bind(self) -> None:
         super()._bind()
@@ -121,14 +125,10 @@ class ERDetector(CombinedDetector):
         self._set_kernels(kernels, None)
 
     def _set_kernels(self, kernels: list[Tensor], bandwidth: float | None) -> None:
-        self.kernels_ = [k.detach() for k in kernels]
-        self.bank_ = KernelBank.from_kernels(self.kernels_)
-        if bandwidth is not None:
-            self.bandwidth_ = float(bandwidth)
-        elif self.bandwidth == "auto":
-            self.bandwidth_ = select_bandwidth(self.kernels_)[0]
-        else:
-            self.bandwidth_ = float(PAPER_BANDWIDTHS[self.bandwidth] if isinstance(self.bandwidth, str) else self.bandwidth)
+        """Kernel bank and bandwidth of the per-class codes (``bandwidth``: a loaded sigma, else chosen)."""
+        labels = torch.repeat_interleave(torch.arange(len(kernels)), torch.tensor([len(k) for k in kernels]))
+        kd = self._kd(bandwidth).fit_features(torch.cat(kernels), labels, nb_classes=len(kernels))
+        self.kernels_, self.bank_, self.bandwidth_ = kd.kernels(), kd.kernel_bank, kd.bandwidth_
 
     def _unsupervised_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         return {"bandwidth_": self.bandwidth_}, {f"kernel.{c}": k for c, k in enumerate(self.kernels_)}

@@ -56,7 +56,7 @@ def sharded_example_scores(
     xs, ys = np.asarray(x)[sl], np.asarray(y)[sl]
     x_adv = attack(xs) if len(xs) else xs
     parts = {name: example_scores(det, xs, x_adv, ys, clip_values) for name, det in detectors.items()}
-    return parts if shard is not None else {name: all_gather_concat(p) for name, p in parts.items()}
+    return parts if shard is not None else all_gather_concat(parts)  # one collective for every detector
 
 
 def _encode(a: np.ndarray) -> dict[str, Any]:
