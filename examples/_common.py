@@ -96,6 +96,18 @@ def main_process_output():
         yield
 
 
+@contextlib.contextmanager
+def seeded_numpy(seed: int):
+    """numpy's global generator seeded for the block and restored after: ART draws random starts and shuffles
+    from it, so runs are reproducible and the caller's stream is untouched."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the non-interactive Agg backend (figures are written to files), with a clear error."""
     try:

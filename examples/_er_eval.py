@@ -20,13 +20,9 @@ def pgd(clf: Any, x: np.ndarray, eps: float, args: argparse.Namespace, steps: in
     if eps == 0:
         return x
     steps = steps or (40 if args.paper else 20)
-    state = np.random.get_state()
-    try:
-        np.random.seed(args.seed)  # ART draws its random start from numpy's global generator
+    with C.seeded_numpy(args.seed):
         return ProjectedGradientDescent(clf, eps=eps, eps_step=eps / 4, max_iter=steps, num_random_init=1,
                                         batch_size=256, verbose=False).generate(x)
-    finally:
-        np.random.set_state(state)
 
 
 def robustness_curves(models: dict[str, Any], x: np.ndarray, y: np.ndarray, grid: list[float], args, path) -> list[dict]:
@@ -65,12 +61,8 @@ def autoattack(clf: Any, x: np.ndarray, y: np.ndarray, eps: float, args) -> tupl
                    AutoProjectedGradientDescent(clf, loss_type="difference_logits_ratio", **common),
                    SquareAttack(clf, norm=np.inf, eps=eps, max_iter=1000, nb_restarts=1, verbose=False)]
         label = "ART AutoAttack: APGD-CE, APGD-DLR (100 steps), Square (1,000 queries)"
-    state = np.random.get_state()
-    try:
-        np.random.seed(args.seed)
+    with C.seeded_numpy(args.seed):
         x_adv = AutoAttack(clf, norm=np.inf, eps=eps, eps_step=eps / 4, attacks=attacks, batch_size=256).generate(x, y)
-    finally:
-        np.random.set_state(state)
     correct = clf.predict(x_adv).argmax(1) == y
     return float(correct.mean()), correct, label
 

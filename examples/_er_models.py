@@ -67,14 +67,9 @@ class _ARTRun:
         self.trainer, self.epochs, self.batch_size, self.seed = trainer, epochs, batch_size, seed
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        state = np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                np.random.seed(self.seed)  # ART shuffles and draws random starts from numpy's global generator
-                self.trainer.fit(x, y, nb_epochs=self.epochs, batch_size=self.batch_size)
-        finally:
-            np.random.set_state(state)
+        with torch.random.fork_rng(devices=[]), C.seeded_numpy(self.seed):
+            torch.manual_seed(self.seed)
+            self.trainer.fit(x, y, nb_epochs=self.epochs, batch_size=self.batch_size)
 
     def get_classifier(self) -> Any:
         return self.trainer.get_classifier()

@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> dict:
         for name in ("Madry", "ER-Classifier"):
             if name in models:
                 acc, robust, info = E.rays(models[name], xs, ys, eps, args)
-                wb = white.get(name, models[name].predict(E.pgd(models[name], xs, eps, args)).argmax(1) == ys)
+                if name not in white:  # no AutoAttack run: PGD is the white-box reference
+                    white[name] = models[name].predict(E.pgd(models[name], xs, eps, args)).argmax(1) == ys
+                wb = white[name]
                 beats = int((~robust & wb).sum())
                 out["rays"][name] = {"accuracy": acc, "white_box_accuracy": float(wb.mean()), "rays_beats_white_box": beats,
                                      **info}
