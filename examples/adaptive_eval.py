@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     x_fit, (xs, ys) = x[:n1], (x[n1:], y[n1:])
     print(f"settings: dataset={args.dataset} model={args.model} (dropout 0.5) objectives={objectives} n={n} "
           f"(set I {n1} fits combiners on FGSM, set II {len(xs)} attacked) calibration={len(x_cal)} clean inputs "
-          f"detectors={detectors} modes={modes} eps={grid} steps={args.steps} step=eps/10 margin=0 "
+          f"detectors={detectors} modes={modes} eps={grid} steps={args.steps} step=eps/10 margin={ra.DetectorPGD(eps=1.0).margin} "
           f"detector_weight=1 restarts=1 mc_samples={args.mc_samples} seed={args.seed}")
     models = C.train_models(args, data, objectives=objectives, dropout=0.5)
     records, sanity = [], []

@@ -45,7 +45,7 @@ from rce_art.evaluation import (
     tpr_at_fpr,
     write_records,
 )
-from rce_art.exceptions import NotFittedError
+from rce_art.exceptions import CalibrationWarning, NotFittedError
 from rce_art.losses import (
     ComposedObjective,
     ReduceVarianceLoss,
@@ -96,6 +96,7 @@ __all__ = [
     "LIDDetector",
     "MahalanobisDetector",
     "NonMEDetector",
+    "CalibrationWarning",
     "NotFittedError",
     "ObjectiveTrainer",
     "PDMTrainer",

@@ -16,6 +16,7 @@ __all__ = [
     "as_input_tensor",
     "as_label_tensor",
     "eval_mode",
+    "frozen_buffers",
     "least_likely_labels",
     "like",
     "predicted_labels",
@@ -67,6 +68,22 @@ def eval_mode(*models: nn.Module) -> Iterator[None]:
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+@contextmanager
+def frozen_buffers(model: nn.Module) -> Iterator[None]:
+    """Run the block with ``model``'s buffers (BatchNorm running statistics, counters) restored after.
+
+    For a second forward pass in train mode over a batch whose statistics were already counted: the pass uses
+    batch statistics, as the first one did, without updating the running estimates twice.
+    """
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
 
 
 def predicted_labels(model: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:

@@ -66,16 +66,22 @@ def test_mc_dropout_uncertainty_is_feinmans_formula_and_matches_a_loop():
     net = ra.SmallCNN(1, 4, dropout=0.5).eval()
     x = torch.rand(3, 1, 8, 8) - 0.5
     u = mc_dropout_uncertainty(net, x, samples=30, seed=1)
-    # the same passes (same seed), Feinman's U = mean_t p_t.p_t - pbar.pbar, over the number of classes
-    with torch.random.fork_rng():
-        torch.manual_seed(1)
-        net.drop.train()
-        p = net(x.repeat(30, 1, 1, 1)).softmax(1).view(30, 3, 4)
-        net.drop.eval()
+    # the same T masks, one python-level pass each, mask t on every input; Feinman's U over the number of classes
+    probe = {}
+    h = net.drop.register_forward_hook(lambda m, a, o: probe.update(shape=tuple(a[0].shape[1:])))
+    net(x)
+    h.remove()
+    keep = _masks(net.drop, probe["shape"], 30, seed=1)
+    passes = []
+    for t in range(30):
+        h = net.drop.register_forward_hook(lambda m, a, o, t=t: a[0] * keep[t] / 0.5)
+        passes.append(net(x).softmax(1))
+        h.remove()
+    p = torch.stack(passes)
     explicit = ((p * p).sum(2).mean(0) - (p.mean(0) ** 2).sum(1)) / 4
     torch.testing.assert_close(u, explicit, rtol=1e-5, atol=1e-8)
     assert not net.drop.training and not net.training  # modes restored
-    # and it estimates the same quantity as T python-level passes (independent masks)
+    # and it estimates the same quantity as T python-level passes of torch's own dropout (independent masks)
     net.drop.train()
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(2)
@@ -83,6 +89,20 @@ def test_mc_dropout_uncertainty_is_feinmans_formula_and_matches_a_loop():
     net.drop.eval()
     big = mc_dropout_uncertainty(net, x, samples=2000, seed=3).detach()
     torch.testing.assert_close(big, loop.var(0, unbiased=False).mean(1), rtol=0.1, atol=1e-4)
+
+
+def test_mc_dropout_score_is_a_function_of_the_input_alone_and_draws_are_independent():
+    """0.3 drew masks for the whole (T x N)-row batch: the same input scored differently in batches of 128, 64, 1."""
+    torch.manual_seed(0)
+    net = ra.SmallCNN(1, 10, dropout=0.5).eval()
+    x = torch.rand(128, 1, 8, 8) - 0.5
+    whole = mc_dropout_uncertainty(net, x, samples=20, seed=0)
+    half = mc_dropout_uncertainty(net, x[64:], samples=20, seed=0)
+    single = torch.cat([mc_dropout_uncertainty(net, x[i : i + 1], samples=20, seed=0) for i in (5, 70, 127)])
+    torch.testing.assert_close(half, whole[64:], rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(single, whole[[5, 70, 127]], rtol=1e-5, atol=1e-9)
+    other = mc_dropout_uncertainty(net, x, samples=20, seed=0, draw=1)
+    assert (other - whole).abs().max() > 0.05 * whole.abs().max()  # another draw: other masks
 
 
 def test_matched_noise_has_the_attacks_mean_l2():
@@ -136,9 +156,32 @@ def test_mc_dropout_falls_back_to_repeating_the_input_around_a_skip_connection()
     net = ra.FeatureTap(Skip().eval())
     x = torch.randn(5, 4)
     u = mc_dropout_uncertainty(net, x, samples=40, seed=0)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net.model.drop.train()
-        p = net(x.repeat(40, 1)).softmax(1).view(40, 5, 3)
-        net.model.drop.eval()
-    torch.testing.assert_close(u, p.var(0, unbiased=False).mean(1))
+    keep = _masks(net.model.drop, (8,), 40, seed=0)
+    passes = []
+    for t in range(40):
+        h = net.model.drop.register_forward_hook(lambda m, a, o, t=t: a[0] * keep[t] / 0.5)
+        passes.append(net(x).softmax(1))
+        h.remove()
+    torch.testing.assert_close(u, torch.stack(passes).var(0, unbiased=False).mean(1))
+
+
+def _masks(module, shape, samples, seed, draw=0, layer=0):
+    """The keep-masks ``mc_dropout_uncertainty`` draws for one dropout layer."""
+    from rce_art.detectors.uncertainty import dropout_masks
+
+    state = np.random.SeedSequence([seed, draw]).generate_state(layer + 1, dtype=np.uint64)
+    g = torch.Generator().manual_seed(int(state[layer]) & 0x7FFF_FFFF_FFFF_FFFF)
+    return dropout_masks(module, shape, samples, g)
+
+
+def test_lid_skips_the_query_itself_in_float32():
+    """0.3 masked the self-distance only below 1e-12 x the maximum; float32 leaves ~5e-8: 25-70 of 100 points off."""
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(100, 64, generator=g) * 3 + 5
+    got = lid_mle(ref.clone(), ref, k=20).double()
+    d = torch.cdist(ref.double(), ref.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    r = d.masked_fill(d == 0, float("inf")).topk(20, largest=False).values  # float64, exact differences
+    brute = -20 / torch.log(r / r[:, -1:]).sum(1)
+    torch.testing.assert_close(got, brute, rtol=1e-4, atol=0)
+    dup = torch.cat([ref, ref[:1].repeat(10, 1)])  # a query with 10 duplicates among the reference points
+    torch.testing.assert_close(lid_mle(ref[:1], dup, k=20).double(), brute[:1], rtol=1e-4, atol=0)

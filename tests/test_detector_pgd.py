@@ -142,3 +142,50 @@ def test_targeted_attack_toward_class_zero_is_not_treated_as_untargeted(digits, 
     with torch.no_grad():
         pred = det.logits_and_score(r.x_adv)[0].argmax(1)
     assert torch.equal(r.misclassified, pred == 0) and r.misclassified.float().mean() > 0.7
+
+
+def test_oblivious_mode_never_lets_the_detector_pick_its_output(digits, ce_trainer, det):
+    """0.3 returned the misclassified iterate with the highest *detector* score in every mode (KD SR@5 0.430 vs
+    0.035 with the detector hidden): the oblivious baseline's examples must not depend on the detector."""
+
+    class Counting(ra.NonMEDetector):
+        calls = 0
+
+        def logits_and_score(self, x):
+            type(self).calls += 1
+            return super().logits_and_score(x)
+
+    other = Counting(ce_trainer.get_classifier()).fit(digits.x_train[:100], x_calibration=digits.x_test[200:])
+    x, y = torch.as_tensor(digits.x_test[:32]), torch.as_tensor(digits.y_test[:32])
+    attack = DetectorPGD(0.15, mode="classifier", steps=10)
+    a, b = attack.run(det, x, y), attack.run(other, x, y)
+    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.misclassified, b.misclassified)
+    assert Counting.calls == 1  # once, to report the score of what was returned
+    # the returned iterate is the misclassified one with the largest classifier margin
+    from rce_art.attacks import classifier_logits
+
+    with torch.no_grad():
+        m = classifier_margin(classifier_logits(det, a.x_adv), y, False)
+    assert (m[a.misclassified] < 0).all()
+
+
+def test_eot_averages_independent_mask_draws_and_keeps_draw_zero_for_bookkeeping(digits):
+    """0.3 re-seeded one mask set, so eot_samples=8 gave the gradient of eot_samples=1 (difference 1.9e-9)."""
+    torch.manual_seed(0)
+    raw = ra.make_art_classifier(ra.SmallCNN(1, 10, dropout=0.5), digits.input_shape, 10, digits.clip_values)
+    clf = ra.CETrainer(raw, epochs=3, batch_size=64, progress=False).fit(digits.x_train, digits.y_train).classifier
+    bu = ra.BayesianUncertaintyDetector(clf, mc_samples=10).fit(digits.x_train[:200], digits.y_train[:200],
+                                                                   x_calibration=digits.x_test[200:])
+    x, y = torch.as_tensor(digits.x_test[:8]), torch.as_tensor(digits.y_test[:8])
+    one = DetectorPGD(0.1, mode="selective", eot_samples=1)
+    eight = DetectorPGD(0.1, mode="selective", eot_samples=8)
+    g1, gd1, _, s1, _ = one.gradients(bu, x, y)
+    g8, gd8, _, s8, _ = eight.gradients(bu, x, y)
+    torch.testing.assert_close(s1, s8)  # the score kept for the best iterate is draw 0's, what detect() computes
+    torch.testing.assert_close(s1.double(), torch.as_tensor(bu.score(x.numpy())), rtol=1e-5, atol=1e-7)
+    rel = (gd8 - gd1).flatten(1).norm(dim=1) / gd1.flatten(1).norm(dim=1)
+    assert (rel > 0.05).all()  # other draws: another gradient
+    with bu.eot_draw(3):
+        s3 = bu.logits_and_score(x)[1].detach()
+    assert (s3 - s1).abs().max() > 1e-3 * s1.abs().max()
+    torch.testing.assert_close(bu.logits_and_score(x)[1].detach(), s1)  # the context restores draw 0

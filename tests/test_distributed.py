@@ -79,13 +79,31 @@ def test_example_scores_and_report_give_evaluate_attacks_record(ce_trainer, digi
     assert set(empty) == set(merged) and all(len(v) == 0 for v in empty.values())
 
 
-def test_training_rejects_a_global_batch_not_divisible_by_the_processes(monkeypatch, digits):
+@pytest.mark.parametrize("n,world,batch", [(251, 2, 64), (257, 2, 64), (10, 3, 4), (7, 4, 64)])
+def test_distributed_epoch_visits_every_example_exactly_once(monkeypatch, n, world, batch):
+    """0.3 padded with duplicates (DistributedSampler): N = 251 on 2 processes saw one example twice."""
     from rce_art.training import loop
 
-    monkeypatch.setattr(loop, "get_world_size", lambda: 3)
-    with pytest.raises(ValueError, match="global batch and must be divisible by the 3 processes"):
-        ra.train_model(torch.nn.Linear(64, 10), (digits.x_train[:8].reshape(8, -1), digits.y_train[:8]),
-                       torch.nn.functional.cross_entropy, batch_size=64, progress=False)
+    x, y = torch.arange(n, dtype=torch.float32)[:, None], torch.arange(n)
+    monkeypatch.setattr(loop, "get_world_size", lambda: world)
+    per_rank = []
+    for rank in range(world):
+        monkeypatch.setattr(loop, "get_rank", lambda rank=rank: rank)
+        batches = loop._as_loader((x, y), batch, seed=3)
+        batches.set_epoch(2)
+        per_rank.append(list(batches))
+    seen = torch.cat([yb for shares in per_rank for _, yb, w in shares if w > 0])
+    assert sorted(seen.tolist()) == list(range(n))  # once each, no padding
+    for k in range(len(per_rank[0])):  # DDP's mean of W * n_r / n weighted losses = the global batch's mean loss
+        assert sum(shares[k][2] for shares in per_rank) == pytest.approx(world)
+    monkeypatch.setattr(loop, "get_world_size", lambda: 1)
+    monkeypatch.setattr(loop, "get_rank", lambda: 0)
+    single = loop._as_loader((x, y), batch, seed=3)
+    single.set_epoch(2)
+    for k, (_, yb, w) in enumerate(single):  # the union of the k-th shares is the single-process k-th batch
+        assert w == 1.0
+        union = torch.cat([shares[k][1] for shares in per_rank if shares[k][2] > 0])
+        assert sorted(union.tolist()) == sorted(yb.tolist())
 
 
 # ------------------------------------------------------------------------------------- 2 processes, gloo
@@ -119,7 +137,7 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(two
     torch.manual_seed(0)
     net = tiny_net()
     trainer = ra.CETrainer(net, clip_values=digits.clip_values, epochs=2, batch_size=64, seed=0, progress=False)
-    trainer.fit(digits.x_train[:256], digits.y_train[:256])
+    trainer.fit(digits.x_train[:251], digits.y_train[:251])  # 251: the last global batch splits 30 / 29
     ddp = torch.load(out / "model-rank0.pt", weights_only=True)
     for k, v in net.state_dict().items():  # 8 SGD steps: only the order of float reductions differs
         assert torch.allclose(ddp[k], v, rtol=1e-4, atol=1e-5), k

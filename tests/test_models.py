@@ -76,3 +76,42 @@ def test_reverse_logits_negates_and_keeps_features_and_mode():
     rz, rh = logits_and_features(rev, x)
     assert torch.equal(rz, -z) and torch.equal(rh, h) and torch.equal(rev(x), -z)
     assert as_feature_model(net) is net
+
+
+def test_resnet_layer_taps_see_every_activation_output():
+    """0.3 called one LeakyReLU module twice per block: LID layers="all" kept 16 of 31 activation outputs."""
+    from rce_art.detectors import LayerFeatures
+
+    net = ra.resnet32(in_channels=1, num_classes=10).eval()
+    x = torch.randn(2, 1, 8, 8)
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, a, o: calls.append(m)) for m in net.modules()
+             if isinstance(m, nn.LeakyReLU)]
+    net(x)
+    for h in hooks:
+        h.remove()
+    assert len(calls) == 31 and len(set(map(id, calls))) == 31  # one module per call site
+    layers = LayerFeatures.called_layers(net, x)
+    assert sum(isinstance(net.get_submodule(n.split("#")[0]), nn.LeakyReLU) for n in layers[1:]) == 31
+
+
+def test_layer_taps_name_each_call_of_a_reused_module():
+    class Reuse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.act, self.fc = nn.Linear(4, 6), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.fc(self.act(self.b(self.act(self.a(x)))))
+
+    from rce_art.detectors import LayerFeatures
+
+    net = ra.FeatureTap(Reuse())
+    x = torch.randn(5, 4)
+    assert LayerFeatures.called_layers(net, x) == ["input", "model.a", "model.act#1", "model.b", "model.act#2",
+                                                   "model.fc"]
+    _, (first, second) = LayerFeatures(net, ["model.act#1", "model.act#2"])(x)
+    torch.testing.assert_close(first, torch.relu(net.model.a(x)))
+    torch.testing.assert_close(second, torch.relu(net.model.b(first)))
+    with pytest.raises(RuntimeError, match=r"called 2 times.*model.act#1"):
+        LayerFeatures(net, ["model.act"])(x)

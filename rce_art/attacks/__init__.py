@@ -9,7 +9,13 @@ from typing import Any
 
 from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult, detector_term, margin_term
 from rce_art.attacks.cw_wb_art import CarliniWagnerWBART
-from rce_art.attacks.detector_pgd import DetectorPGD, DetectorPGDResult, classifier_margin, orthogonalise
+from rce_art.attacks.detector_pgd import (
+    DetectorPGD,
+    DetectorPGDResult,
+    classifier_logits,
+    classifier_margin,
+    orthogonalise,
+)
 from rce_art.attacks.detector_pgd_forms import DetectorPGDART
 from rce_art.attacks.noise import UniformNoise
 from rce_art.attacks.rays import RayS, RaySResult
@@ -26,6 +32,7 @@ __all__ = [
     "RayS",
     "RaySResult",
     "UniformNoise",
+    "classifier_logits",
     "classifier_margin",
     "detector_term",
     "margin_term",

@@ -7,6 +7,7 @@ family, through its differentiable ``logits_and_score``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from torch import Tensor
 from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels, check_positive
 
-__all__ = ["DetectorPGD", "DetectorPGDResult", "classifier_margin", "orthogonalise"]
+__all__ = ["DetectorPGD", "DetectorPGDResult", "classifier_logits", "classifier_margin", "orthogonalise"]
 
 MODES = ("orthogonal", "selective", "combined", "classifier")
 NORMS = ("linf", "l2")
@@ -34,6 +35,13 @@ def classifier_margin(logits: Tensor, labels: Tensor, targeted: bool) -> Tensor:
     return other - own if targeted else own - other
 
 
+def classifier_logits(detector: Any, x: Tensor) -> Tensor:
+    """Ordinary logits ``(N, L)`` of the detector's classifier on raw inputs (its preprocessing applied), computed
+    without the detector: what the oblivious (classifier-only) attack sees."""
+    view = detector.view
+    return view.model(view.preprocess(x.to(view.device)))
+
+
 def orthogonalise(g: Tensor, other: Tensor) -> Tensor:
     """``g`` minus its component along ``other``, per example (rows of ``(N, ...)`` tensors) (Bryniarski et al. eq. 3)."""
     gf, of = g.flatten(1), other.flatten(1)
@@ -46,10 +54,12 @@ class DetectorPGDResult:
     """Outcome per input of :meth:`DetectorPGD.run`.
 
     Attributes:
-        x_adv: The misclassified iterate with the highest detector score seen (the most normal-looking); the
-            last iterate where no iterate was misclassified, ``(N, ...)``.
+        x_adv: The misclassified iterate with the highest detector score seen (the most normal-looking); in the
+            oblivious ``"classifier"`` mode, the misclassified iterate with the largest classifier margin
+            ``max_{i != y} Z_i - Z_y`` (chosen without the detector); the last iterate where no iterate was
+            misclassified, ``(N, ...)``.
         misclassified: Goal met at ``x_adv`` (misclassified, or target reached).
-        score: Detector score at ``x_adv`` (higher = more normal).
+        score: Detector score at ``x_adv`` (higher = more normal), as ``detect`` computes it.
         linf: ``||x_adv - x||_inf``; l2: ``||x_adv - x||_2`` (pixel units).
     """
 
@@ -71,13 +81,22 @@ class DetectorPGD:
       ``-score`` only (and back on ``m`` if it becomes correct again);
     * ``"orthogonal"``: the same switch, with the chosen gradient's component along the other objective's
       gradient removed per example (:func:`orthogonalise`) before the step;
-    * ``"classifier"``: ``m`` only (the oblivious baseline, same budget and bookkeeping).
+    * ``"classifier"``: ``m`` only, the oblivious baseline: the detector is never evaluated during the attack
+      (its classifier's logits are computed directly, :func:`classifier_logits`), and the iterate returned is
+      the misclassified one with the largest margin; the detector scores the returned examples once, for the
+      report, so the examples are the same whatever detector is passed.
 
     Steps: ``l2``: ``step_size * g / ||g||_2``; ``linf``: ``step_size * sign(g)`` in the combined and classifier
     modes, and in the selective and orthogonal modes ``g`` scaled to the L2 length of a sign step,
-    ``step_size * sqrt(d) * g / ||g||_2`` (ours: a ``sign`` after the projection would break the orthogonality). Each step is projected onto the ``eps`` ball and the clip values. Per input,
-    the misclassified iterate with the highest detector score seen is returned (not the last one), over
-    ``restarts`` random starts. The model runs in eval mode; its mode is restored.
+    ``step_size * sqrt(d) * g / ||g||_2`` (ours: a ``sign`` after the projection would break the orthogonality).
+    Each step is projected onto the ``eps`` ball and the clip values. Per input, the misclassified iterate with
+    the highest detector score seen is returned (not the last one), over ``restarts`` random starts. The model
+    runs in eval mode; its mode is restored.
+
+    Stochastic detectors (MC dropout, ``detector.stochastic``) score an input with one fixed set of masks (draw
+    0); with ``eot_samples=k`` the gradients are averaged over ``k`` independent mask draws ``0..k-1``
+    (expectation over transformation), while the best-iterate bookkeeping uses draw 0, the score ``detect``
+    computes.
 
     Args:
         eps: Budget in pixel units (``linf`` or ``l2``).
@@ -85,13 +104,14 @@ class DetectorPGD:
         mode: One of ``"orthogonal"``, ``"selective"``, ``"combined"``, ``"classifier"``.
         steps: Iterations per restart.
         step_size: Step length (default ``eps / 10`` for ``linf``, ``eps / 5`` for ``l2``; ours).
-        margin: Logit margin past which selective / orthogonal PGD switches to the detector (ours: 0).
+        margin: Logit margin past which selective / orthogonal PGD switches to the detector (0.05, as Bryniarski
+            et al.'s reference code, which adds 0.05 to the true class's logit before testing success).
         detector_weight: Weight of the detector term in the combined mode.
         restarts: Random restarts (the first starts at the input when ``random_start`` is false).
         random_start: Start uniformly in the ball.
         targeted: ``labels`` are targets.
-        eot_samples: Gradients averaged over this many evaluations (expectation over transformation, for
-            detectors with a random score; rce-art's MC-dropout detectors are seeded, hence deterministic).
+        eot_samples: Gradients averaged over this many independent random draws of a stochastic detector
+            (expectation over transformation); for deterministic detectors every draw is the same.
         seed: Seed of the random starts (a local generator; the global state is untouched).
 
     References:
@@ -103,7 +123,7 @@ class DetectorPGD:
               "targeted", "eot_samples", "seed")
 
     def __init__(self, eps: float, norm: str = "linf", mode: str = "orthogonal", steps: int = 100,
-                 step_size: float | None = None, margin: float = 0.0, detector_weight: float = 1.0, restarts: int = 1,
+                 step_size: float | None = None, margin: float = 0.05, detector_weight: float = 1.0, restarts: int = 1,
                  random_start: bool = True, targeted: bool = False, eot_samples: int = 1, seed: int = 0) -> None:
         check_positive(eps, "eps")
         if norm not in NORMS:
@@ -160,26 +180,39 @@ class DetectorPGD:
         d = g[0].numel()
         return self.step_size * math.sqrt(d) * g / g.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *([1] * (g.ndim - 1)))
 
-    def gradients(self, detector: Any, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """``(grad of m, grad of -score, m, score, logits)`` at ``x``, gradients averaged over ``eot_samples``.
+    def gradients(self, detector: Any, x: Tensor, labels: Tensor
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]:
+        """``(grad of m, grad of -score, m, score, logits)`` at ``x``.
 
-        In the classifier mode the second gradient is zero (not computed); in the combined mode the first is the
-        gradient of the combined objective and the second zero (one backward pass each)."""
+        Gradients are averaged over ``eot_samples`` draws (``detector.eot_draw(i)``, ``i = 0..k-1``); ``m``, ``score``
+        and ``logits`` are draw 0's. In the classifier mode the detector is not evaluated: the second gradient is
+        zero and ``score`` is ``None``. In the combined mode the first gradient is that of the combined objective
+        and the second zero (one backward pass each)."""
+        if self.mode == "classifier":
+            xr = x.detach().requires_grad_(True)
+            logits = classifier_logits(detector, xr)
+            m = classifier_margin(logits, labels, self.targeted)
+            gm, _ = _two_grads(m, None, xr)
+            return gm, torch.zeros_like(x), m.detach(), None, logits.detach()
         gm = torch.zeros_like(x)
         gd = torch.zeros_like(x)
-        for _ in range(self.eot_samples):
+        draw = getattr(detector, "eot_draw", None)
+        first: tuple[Tensor, Tensor, Tensor] | None = None
+        for i in range(self.eot_samples):
             xr = x.detach().requires_grad_(True)
-            logits, score = detector.logits_and_score(xr)
+            with draw(i) if draw is not None else contextlib.nullcontext():
+                logits, score = detector.logits_and_score(xr)
             m = classifier_margin(logits, labels, self.targeted)
-            if self.mode == "classifier":  # one backward pass where one direction is all the step needs
-                g1, g2 = _two_grads(m, None, xr)
-            elif self.mode == "combined":
+            if self.mode == "combined":
                 g1, g2 = _two_grads(m - self.detector_weight * score, None, xr)
             else:
                 g1, g2 = _two_grads(m, -score, xr)
             gm += g1 / self.eot_samples
             gd += g2 / self.eot_samples
-        return gm, gd, m.detach(), score.detach(), logits.detach()
+            if first is None:
+                first = (m.detach(), score.detach(), logits.detach())
+        assert first is not None
+        return gm, gd, *first
 
     # ---------------------------------------------------------------------- run
     def run(self, detector: Any, x: Tensor, labels: Tensor) -> DetectorPGDResult:
@@ -199,7 +232,7 @@ class DetectorPGD:
         g = torch.Generator().manual_seed(self.seed)
         n = x.shape[0]
         best = x.clone()
-        best_score = torch.full((n,), -math.inf, device=x.device)
+        best_key = torch.full((n,), -math.inf, device=x.device)
         found = torch.zeros(n, dtype=torch.bool, device=x.device)
         last = x.clone()
         with eval_mode(detector.model):
@@ -208,15 +241,16 @@ class DetectorPGD:
                 for step in range(self.steps + 1):
                     gm, gd, m, score, _ = self.gradients(detector, xa, labels)
                     ok = m < 0
-                    better = ok & (score > best_score)
-                    best[better], best_score[better] = xa[better], score[better]
+                    key = -m if score is None else score  # oblivious: chosen by the classifier alone
+                    better = ok & (key > best_key)
+                    best[better], best_key[better] = xa[better], key[better]
                     found |= ok
                     if step == self.steps:
                         break
                     xa = self._project(xa - self._direction(gm, gd, m), x, clip).detach()
                 last = torch.where(found.view(-1, *([1] * (x.ndim - 1))), last, xa)
             x_adv = torch.where(found.view(-1, *([1] * (x.ndim - 1))), best, last)
-            with torch.no_grad():
+            with torch.no_grad():  # the report: the returned examples as detect() scores them
                 logits, score = detector.logits_and_score(x_adv)
                 mis = classifier_margin(logits, labels, self.targeted) < 0
         d = (x_adv - x).flatten(1)

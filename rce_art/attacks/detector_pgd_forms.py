@@ -35,7 +35,7 @@ class DetectorPGDART(EvasionAttack):
     _estimator_requirements = (BaseEstimator, ClassifierMixin)
 
     def __init__(self, estimator: Any, detector: Any, eps: float, norm: str = "linf", mode: str = "orthogonal",
-                 steps: int = 100, step_size: float | None = None, margin: float = 0.0, detector_weight: float = 1.0,
+                 steps: int = 100, step_size: float | None = None, margin: float = 0.05, detector_weight: float = 1.0,
                  restarts: int = 1, random_start: bool = True, targeted: bool = False, eot_samples: int = 1,
                  seed: int = 0, batch_size: int = 128, verbose: bool = True) -> None:
         super().__init__(estimator=estimator)

@@ -100,6 +100,7 @@ class CombinedDetector(ScoreDetector):
         x_cal = kwargs.get("x_calibration")
         fit_idx = np.arange(x.shape[0])
         if x_cal is None:
+            self._warn_uncalibrated()
             perm = np.random.default_rng(self.seed).permutation(x.shape[0])
             n_cal = max(1, int(round(self.calibration_fraction * x.shape[0])))
             x_cal, fit_idx = x[perm[:n_cal]], np.sort(perm[n_cal:])

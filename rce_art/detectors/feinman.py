@@ -45,8 +45,9 @@ class KDBUDetector(CombinedDetector):
     defence_params = ["classifier", "bandwidth", "n_per_class", "mc_samples", "layer", "fpr", "calibration_fraction",
                       "batch_size", "seed", "verbose"]
     fit_params = ("classifier", "bandwidth", "n_per_class", "mc_samples", "layer", "calibration_fraction", "seed")
-    format_tag = "rce_art.KDBUDetector/1"
+    format_tag = "rce_art.KDBUDetector/2"
     report_key = "neg_logit"
+    stochastic = True
 
     def __init__(self, classifier: Any, bandwidth: float | str = "auto", n_per_class: int | None = 1000,
                  mc_samples: int = 50, layer: str | None = None, fpr: float = 0.05, calibration_fraction: float = 0.2,
@@ -74,7 +75,7 @@ class KDBUDetector(CombinedDetector):
         xp = self.view.preprocess(x)
         logits, feats = self.model.logits_and_features(xp)
         kd = class_log_kdensity(feats, logits.detach().argmax(1), self.bank_, self.bandwidth_)
-        u = mc_dropout_uncertainty(self.model, xp, int(self.mc_samples), self.seed)
+        u = mc_dropout_uncertainty(self.model, xp, int(self.mc_samples), self.seed, self._eot_draw)
         return logits, torch.stack([kd, u.to(kd.dtype)], dim=1)
 
     def _fit_unsupervised(self, x: np.ndarray, y: np.ndarray, batch_size: int | None) -> None:

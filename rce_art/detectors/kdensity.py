@@ -126,6 +126,8 @@ class KDensityDetector(ScoreDetector):
         y_int = check_labels(y, x.shape[0], nb_classes)
         rng = np.random.default_rng(self.seed)
         x_cal = kwargs.get("x_calibration")
+        if x_cal is None:
+            self._warn_uncalibrated()
         kernel_idx, cal_idx = [], []
         for c in range(nb_classes):
             idx = rng.permutation(np.flatnonzero(y_int == c))

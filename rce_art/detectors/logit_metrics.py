@@ -44,6 +44,8 @@ class _LogitMetricDetector(ScoreDetector):
         if y is not None:
             self.check_reverse_network(logits, torch.as_tensor(check_labels(y, x.shape[0], self.nb_classes_)))
         x_cal = kwargs.get("x_calibration")
+        if x_cal is None:
+            self._warn_uncalibrated()
         self.calibrate(x if x_cal is None else x_cal, batch_size=batch_size)
         self.provenance_ = {"n_fit": int(x.shape[0]), "n_calibration": int(self.calibration_scores_.numel()),
                             "calibration": "x_calibration" if x_cal is not None else "fit inputs"}

@@ -108,8 +108,9 @@ class MahalanobisDetector(CombinedDetector):
             lo, hi = self.clip_values if self.clip_values is not None else (-np.inf, np.inf)
             moved = []
             for i in range(len(self.layers)):
-                xg = x.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(self._layer_scores(xg)[1][i].sum(), xg)
+                with torch.enable_grad():  # the pre-processing needs this gradient even when the caller scores
+                    xg = x.detach().requires_grad_(True)  # under torch.no_grad() (attacks' bookkeeping)
+                    (grad,) = torch.autograd.grad(self._layer_scores(xg)[1][i].sum(), xg)
                 x_hat = (x + self.eps * grad.sign()).clamp(lo, hi)  # sign is a constant (straight-through)
                 moved.append(self._layer_scores(x_hat)[1][i])
             scores = moved

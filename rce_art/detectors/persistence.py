@@ -47,7 +47,11 @@ def load_state(path: str | Path, format_tag: str) -> tuple[dict[str, Any], dict[
         if meta_raw is None:
             raise ValueError(f"{path} is not a file written by an rce-art detector's save()")
         meta = json.loads(meta_raw)
-        if meta.get("format") != format_tag:
-            raise ValueError(f"{path} has format {meta.get('format')!r}, expected {format_tag!r}")
+        found = str(meta.get("format"))
+        if found != format_tag:
+            if found.split("/")[0] == format_tag.split("/")[0]:
+                raise ValueError(f"{path} was written by another version of rce-art (format {found!r}, this version "
+                                 f"reads {format_tag!r}): its scores are not this version's; fit the detector again")
+            raise ValueError(f"{path} has format {found!r}, expected {format_tag!r}")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     return meta, tensors

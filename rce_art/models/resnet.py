@@ -21,14 +21,15 @@ class _PreActBlock(nn.Module):
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.act = nn.LeakyReLU(slope)
+        self.act1 = nn.LeakyReLU(slope)  # one module per call site: layer taps see every activation output
+        self.act2 = nn.LeakyReLU(slope)
         self.shortcut = None if stride == 1 and c_in == c_out else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.act(self.bn1(x))
+        out = self.act1(self.bn1(x))
         skip = x if self.shortcut is None else self.shortcut(out)
         out = self.conv1(out)
-        out = self.conv2(self.act(self.bn2(out)))
+        out = self.conv2(self.act2(self.bn2(out)))
         return out + skip
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rce_art._tensors import eval_mode
+from rce_art._tensors import frozen_buffers
 from rce_art._validation import check_nonnegative
 from rce_art.distributed import average_gradients, rank_seed
 from rce_art.losses.er import critic_objective, encoder_prior_objective, trades_loss
@@ -136,6 +136,7 @@ class ERTrainer(TorchTrainer):
             with torch.random.fork_rng(devices=[]):  # the critic's initial weights, global RNG untouched
                 torch.manual_seed(self.seed)
                 self.critic_ = Critic(model.k, self.critic_hidden).to(dev)
+            self.critic_.clip_(self.critic_clip)  # WGAN: the critic lives in the clipped box from its first step
             self._critic_opt = torch.optim.Adam(self.critic_.parameters(), lr=self.critic_lr, betas=(0.5, 0.999))
             if self.encoder_step == "adam":
                 self._encoder_opt = torch.optim.Adam(model.encoder.parameters(), lr=self.encoder_lr,
@@ -149,11 +150,10 @@ class ERTrainer(TorchTrainer):
                                  generator=pgd_gen)
             else:
                 x_adv = xb
-            if self.loss_name == "trades":
-                logits_both, z_both = net(torch.cat([xb, x_adv]))
-                n = xb.shape[0]
-                loss = trades_loss(logits_both[:n], logits_both[n:], yb, self.trades_beta)
-                z = z_both[n:]
+            if self.loss_name == "trades":  # two passes, as the TRADES reference: each batch's own BN statistics
+                logits_nat, _ = net(xb)
+                logits, z = net(x_adv)
+                loss = trades_loss(logits_nat, logits, yb, self.trades_beta)
             else:
                 logits, z = net(x_adv)
                 loss = F.cross_entropy(logits, yb)
@@ -185,13 +185,15 @@ class ERTrainer(TorchTrainer):
             return None
 
         def encoder_step() -> None:
-            """Algorithm 1, line 9: one Adam step of the encoder ascending ``(lambda/n) sum D(Q(x_adv))``
-            (codes in eval mode, ours: the step does not touch BatchNorm's running statistics)."""
+            """Algorithm 1, line 9: one Adam step of the encoder ascending ``(lambda/n) sum D(Q(x_adv))``.
+
+            The codes come from the encoder in train mode, as the critic saw them in line 7 (BatchNorm on batch
+            statistics); the BatchNorm running statistics are restored after this second pass over the batch."""
             model = self._view.model
-            with eval_mode(model):
+            with frozen_buffers(model):  # restored after the backward pass, which reads them
                 obj = encoder_prior_objective(self.critic_(self._encode(self._last_adv)), self.lam)
-            self._encoder_opt.zero_grad(set_to_none=True)
-            (-obj).backward()
+                self._encoder_opt.zero_grad(set_to_none=True)
+                (-obj).backward()
             average_gradients(model.encoder.parameters())
             self._encoder_opt.step()
             self.critic_.zero_grad(set_to_none=True)

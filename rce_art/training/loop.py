@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from rce_art._validation import check_inputs
@@ -53,12 +53,48 @@ class TrainHistory:
     lr: list[float] = field(default_factory=list)
 
 
+class _ArrayBatches:
+    """Shuffled mini-batches of in-memory ``(x, y)``, each process taking its share of every global batch.
+
+    Epoch ``e`` draws one permutation from a generator seeded with ``seed + e`` (the permutation torch's
+    ``DistributedSampler`` draws) and cuts it into global batches of ``batch_size`` (the last one smaller); process
+    ``r`` of ``W`` takes rows ``r, r + W, ...`` of each. Every example is visited exactly once per epoch, with no
+    padding by duplicates, whatever ``N`` and ``W``. Each batch comes with the weight that makes the average of
+    the processes' gradients (DDP's all-reduce) the gradient of the mean loss over the whole global batch:
+    ``W * n_r / n``. A process whose share of the last batch is empty gets one row with weight 0 (DDP needs every
+    process in every backward pass).
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int) -> None:
+        self.x, self.y, self.batch_size, self.seed, self.epoch = x, y, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.x.shape[0] / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, float]]:
+        # a DataLoader draws a base seed from the global stream when an epoch starts; drawing it too keeps the
+        # model's own random stream (dropout masks) that of 0.3, so single-process training is unchanged
+        torch.empty((), dtype=torch.int64).random_()
+        perm = torch.randperm(self.x.shape[0], generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        world, rank = get_world_size(), get_rank()
+        for i in range(0, perm.numel(), self.batch_size):
+            batch = perm[i : i + self.batch_size]
+            share = batch[rank::world]
+            if share.numel() == 0:
+                yield self.x[batch[:1]], self.y[batch[:1]], 0.0
+            else:
+                yield self.x[share], self.y[share], world * share.numel() / batch.numel()
+
+
 def _as_loader(data: Any, batch_size: int, seed: int) -> Iterable:
     """A loader over ``data``: arrays are shuffled per epoch (seed + epoch) and sharded across processes.
 
-    ``batch_size`` is the global batch: each of ``W`` processes takes ``batch_size / W`` examples of the
-    same per-epoch permutation (``DistributedSampler``), so the union of the processes' k-th batches is the
-    single-process run's k-th batch.
+    ``batch_size`` is the global batch: each of ``W`` processes takes its share of the same per-epoch
+    permutation's batch (:class:`_ArrayBatches`), so the union of the processes' k-th batches is the
+    single-process run's k-th batch and every example is visited once per epoch.
     """
     if isinstance(data, DataLoader):
         return data
@@ -69,13 +105,7 @@ def _as_loader(data: Any, batch_size: int, seed: int) -> Iterable:
         yt = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y).long()
         if yt.ndim != 1 or yt.shape[0] != xt.shape[0]:
             raise ValueError(f"y must have shape ({xt.shape[0]},), got {tuple(yt.shape)}")
-        world = get_world_size()
-        if batch_size % world:
-            raise ValueError(f"batch_size={batch_size} is the global batch and must be divisible by the "
-                             f"{world} processes")
-        dataset = TensorDataset(xt, yt)
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=get_rank(), shuffle=True, seed=seed)
-        return DataLoader(dataset, batch_size=batch_size // world, sampler=sampler)
+        return _ArrayBatches(xt, yt, batch_size, seed)
     raise TypeError("data must be a (x, y) pair of arrays/tensors or a torch DataLoader")
 
 
@@ -126,9 +156,11 @@ def train_model(
 
     Distributed training: under ``torchrun`` (a process group of more than one process, see
     :func:`rce_art.distributed.init_distributed`) the model is wrapped in ``DistributedDataParallel``;
-    ``batch_size`` stays the *global* batch (each of ``W`` processes takes ``batch_size / W`` examples of the
-    same per-epoch permutation), so the number of steps and the learning-rate schedule are those of a
-    single-process run and the k-th global batch holds the same examples. Only rank 0 shows progress;
+    ``batch_size`` stays the *global* batch (each of ``W`` processes takes every ``W``-th example of the same
+    per-epoch permutation's batch, with no padding: every example is visited exactly once per epoch, for any
+    ``N``), so the number of steps and the learning-rate schedule are those of a single-process run, the k-th
+    global batch holds the same examples, and each process's loss is weighted by its share of the batch so that
+    the averaged gradient is the single-process gradient of the mean loss. Only rank 0 shows progress;
     ``history`` holds the global mean loss; at the end rank 0's buffers (BatchNorm statistics) are copied
     to every rank, so all ranks hold the same model. Batch-level statistics (BatchNorm in training mode,
     OVM's class means, PDM's reduce-variance term) are computed over each process's share of the batch.
@@ -152,7 +184,7 @@ def train_model(
     dev = torch.device(device) if device is not None else param.device
     model.to(dev)
     loader = _as_loader(data, batch_size, seed)
-    sampler = getattr(loader, "sampler", None)
+    sampler = loader if isinstance(loader, _ArrayBatches) else getattr(loader, "sampler", None)
     distributed = is_distributed()
     net: nn.Module = model
     if distributed:
@@ -173,13 +205,16 @@ def train_model(
                 sampler.set_epoch(epoch)  # reshuffle every epoch, the same permutation on every process
             running, n = 0.0, 0
             history.lr.append(opt.param_groups[0]["lr"])
-            for xb, yb in loader:
-                xb, yb = xb.to(dev), yb.to(dev)
+            for batch in loader:
+                xb, yb = batch[0].to(dev), batch[1].to(dev)
+                weight = float(batch[2]) if len(batch) > 2 else 1.0  # this process's share of the global batch
                 if augment is not None:
                     xb = augment(xb, aug_gen)
                 loss = batch_loss(net, xb, yb) if batch_loss is not None else loss_fn(net(xb), yb)
-                n_b = loss.new_tensor(xb.shape[0], dtype=torch.float64)
+                n_b = loss.new_tensor(xb.shape[0] if weight > 0 else 0, dtype=torch.float64)
                 stat = torch.stack([loss.detach().double() * n_b, n_b])
+                if weight != 1.0:
+                    loss = loss * weight
                 if distributed:  # global loss: every process stops together on a non-finite one
                     dist.all_reduce(stat)
                 if not torch.isfinite(stat[0]):
