@@ -23,7 +23,7 @@ from compare_detectors import COMBINED, make_detector
 
 import rce_art as ra
 
-DETECTORS = ("kd", "bu", "kdbu", "lid", "mahalanobis", "confidence", "non-me")
+DETECTORS = ("kd", "bu", "kdbu", "lid", "mahalanobis", "mahalanobis-lr", "confidence", "non-me")
 MODES = ("classifier", "combined", "selective", "orthogonal")
 
 

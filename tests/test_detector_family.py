@@ -185,3 +185,44 @@ def test_lid_skips_the_query_itself_in_float32():
     torch.testing.assert_close(got, brute, rtol=1e-4, atol=0)
     dup = torch.cat([ref, ref[:1].repeat(10, 1)])  # a query with 10 duplicates among the reference points
     torch.testing.assert_close(lid_mle(ref[:1], dup, k=20).double(), brute[:1], rtol=1e-4, atol=0)
+
+
+def test_combiner_folds_are_shuffled_and_keep_every_copy_of_an_image_together(monkeypatch):
+    """0.3's folds were unshuffled over stacked clean / noisy / adversarial rows: a fold's negatives were all
+    clean or all noisy, and copies of one image fell in different folds."""
+    import sklearn.linear_model
+
+    seen = {}
+    real = sklearn.linear_model.LogisticRegressionCV
+
+    class Spy(real):
+        def __init__(self, cv, **kw):
+            seen["cv"] = cv
+            super().__init__(cv=cv, **kw)
+
+    monkeypatch.setattr(sklearn.linear_model, "LogisticRegressionCV", Spy)
+    g = torch.Generator().manual_seed(0)
+    n = 40
+    clean, noisy, adv = (torch.randn(n, 2, generator=g) + s for s in (0.0, 0.2, 1.5))
+    groups = np.concatenate([np.arange(n)] * 3)
+    LogisticCombiner(seed=0).fit(torch.cat([clean, noisy]), adv, groups=groups)
+    kinds = np.repeat([0, 1, 2], n)  # clean, noisy, adversarial
+    for train, test in seen["cv"]:
+        assert not set(groups[train]) & set(groups[test])  # an image and its copies: one fold
+        assert {0, 1, 2} <= set(kinds[test])  # each fold holds clean, noisy and adversarial rows
+    with pytest.raises(ValueError, match="one entry per row"):
+        LogisticCombiner().fit(clean, adv, groups=np.arange(3))
+
+
+def test_auto_noise_for_a_sparse_attack_flips_as_many_pixels():
+    from rce_art.detectors.combiner import is_sparse_attack, matched_flip_noise
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.4, 0.4, size=(30, 1, 8, 8)).astype(np.float32)
+    jsma = x.copy().reshape(30, -1)
+    jsma[:, :5] = 0.5  # five pixels per input, as an L0 attack changes them
+    jsma = jsma.reshape(x.shape)
+    assert is_sparse_attack(x, jsma) and not is_sparse_attack(x, np.clip(x + 0.1, -0.5, 0.5))
+    noisy, k = matched_flip_noise(x, jsma, (-0.5, 0.5), seed=0)
+    changed = (noisy != x).reshape(30, -1)
+    assert k == 5 and (changed.sum(1) == 5).all() and np.isin(noisy[noisy != x], [-0.5, 0.5]).all()

@@ -8,6 +8,7 @@ beats a white-box attack on the same inputs, suspect masked gradients.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,9 @@ class RayS:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` (only its predicted labels are used).
         eps: l_inf budget in pixel units; the search stops early for inputs whose boundary is within it.
         max_queries: Query budget per input (paper's Table 3 of the ER paper: 10,000).
-        tol: Binary-search tolerance on the radius, as a fraction of the pixel range (official code: 1e-3).
+        tol: Binary-search tolerance on the distance along the unit-L2 direction ``s / ||s||_2``, as a fraction of
+            the pixel range (official code: 1e-3, on that direction); on the l_inf radius this is
+            ``tol * range / sqrt(d)`` for ``d`` input dimensions.
         lin_steps: Radii tried to find a first boundary, ``k / lin_steps`` of the pixel range for
             ``k = 1..lin_steps`` (ours; the official code tries 1..10 in its own units).
         clip_values: Pixel range when ``classifier`` is a module without one.
@@ -94,6 +97,7 @@ class RayS:
         lo, hi = self.clip_values
         span = hi - lo
         n, dim = x.shape[0], x[0].numel()
+        tol_radius = self.tol * span / math.sqrt(dim)  # the official tolerance is along s / ||s||_2 = s / sqrt(d)
         queries = torch.zeros(n, dtype=torch.long, device=x.device)
         radius = torch.full((n,), float("inf"), device=x.device)
         wrong = self._model(x).argmax(1) != y  # already misclassified: nothing to do, no budget spent
@@ -111,7 +115,7 @@ class RayS:
         def search(s: Tensor, idx: Tensor, lo_r: Tensor, hi_r: Tensor) -> Tensor:
             """Binary search of the boundary radius in ``[lo_r, hi_r]`` (``hi_r`` adversarial), within budget."""
             while True:
-                go = ((hi_r - lo_r) > self.tol * span) & (queries[idx] < self.max_queries)
+                go = ((hi_r - lo_r) > tol_radius) & (queries[idx] < self.max_queries)
                 if not bool(go.any()):
                     return hi_r
                 mid = (lo_r + hi_r) / 2

@@ -8,7 +8,7 @@ logistic regression (:class:`CombinedDetector`) take adversarial examples explic
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.calibration import calibrate_threshold
 from rce_art.detectors.combined import CombinedDetector
-from rce_art.detectors.combiner import LogisticCombiner, matched_gaussian_noise
+from rce_art.detectors.combiner import LogisticCombiner, is_sparse_attack, matched_flip_noise, matched_gaussian_noise
 from rce_art.detectors.er import ERDetector
 from rce_art.detectors.feinman import KDBUDetector
 from rce_art.detectors.kdensity import KDensityDetector
@@ -45,11 +45,13 @@ __all__ = [
     "class_gaussians",
     "class_log_kdensity",
     "dropout_modules",
+    "is_sparse_attack",
     "leaf_layers",
     "lid_mle",
     "log_kdensity",
     "loo_log_kdensity",
     "mahalanobis_score",
+    "matched_flip_noise",
     "matched_gaussian_noise",
     "mc_dropout_uncertainty",
     "select_bandwidth",

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from rce_art._tensors import eval_mode
 from rce_art._validation import check_labels, to_numpy
 from rce_art.detectors.base import ScoreDetector
-from rce_art.detectors.combiner import LogisticCombiner, matched_gaussian_noise
+from rce_art.detectors.combiner import LogisticCombiner, is_sparse_attack, matched_flip_noise, matched_gaussian_noise
 
 __all__ = ["CombinedDetector"]
 
@@ -129,8 +129,9 @@ class CombinedDetector(ScoreDetector):
             x_clean: Clean inputs ``(N, ...)`` the adversarial examples were crafted from.
             x_adv: Adversarial examples ``(N, ...)``.
             x_noisy: ``"auto"`` (Gaussian noise with the attack's mean L2 distortion,
-                :func:`~rce_art.detectors.combiner.matched_gaussian_noise`), noisy inputs, ``None``, or
-                ``"default"``: the detector's :attr:`default_x_noisy`.
+                :func:`~rce_art.detectors.combiner.matched_gaussian_noise`; for a sparse, L0 attack such as JSMA,
+                as many flipped pixels as it changed, :func:`~rce_art.detectors.combiner.matched_flip_noise`), noisy
+                inputs, ``None``, or ``"default"``: the detector's :attr:`default_x_noisy`.
             attack: Name of the attack, recorded in ``provenance_``.
 
         Returns:
@@ -149,14 +150,27 @@ class CombinedDetector(ScoreDetector):
                 raise ValueError(f"x_noisy must be 'auto', an array or None, got {x_noisy!r}")
             if self.clip_values is None:
                 raise ValueError("x_noisy='auto' needs the classifier's clip_values")
-            x_noisy, self.noise_std_ = matched_gaussian_noise(x_clean, x_adv, self.clip_values, self.seed)
+            if is_sparse_attack(x_clean, x_adv):  # L0 (JSMA): flip as many pixels, as Feinman et al.'s code
+                x_noisy, flipped = matched_flip_noise(x_clean, x_adv, self.clip_values, self.seed)
+                self.noise_std_, noise_kind = None, f"{flipped:.0f} pixels flipped to the range's ends"
+            else:
+                x_noisy, self.noise_std_ = matched_gaussian_noise(x_clean, x_adv, self.clip_values, self.seed)
+                noise_kind = f"gaussian, std {self.noise_std_:.4g}"
+        else:
+            noise_kind = "given" if x_noisy is not None else "none"
+        groups = [np.arange(len(x_clean))]
         if x_noisy is not None:
             self._check_x(x_noisy, "x_noisy")
-            neg.append(self._characteristics_batched(to_numpy(x_noisy).astype(np.float32), batch_size)[1])
+            x_noisy = to_numpy(x_noisy).astype(np.float32)
+            neg.append(self._characteristics_batched(x_noisy, batch_size)[1])
+            paired = len(x_noisy) == len(x_clean)  # noisy copies of the clean inputs share their groups
+            groups.append(np.arange(len(x_noisy)) + (0 if paired else len(x_clean)))
         pos = self._characteristics_batched(x_adv, batch_size)[1]
-        self.combiner_ = LogisticCombiner(self.seed).fit(torch.cat(neg), pos)
+        groups.append(np.arange(len(x_adv)))  # an adversarial example shares its clean input's group
+        self.combiner_ = LogisticCombiner(self.seed).fit(torch.cat(neg), pos, groups=np.concatenate(groups))
         self.provenance_ = {**getattr(self, "provenance_", {}), "combiner_attack": attack,
-                            "combiner_rows": self.combiner_.n_fit_, "noise_std": self.noise_std_}
+                            "combiner_rows": self.combiner_.n_fit_, "noise_std": self.noise_std_,
+                            "noise": noise_kind}
         return self
 
     # ------------------------------------------------------------------- scoring

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["LogisticCombiner", "matched_gaussian_noise"]
+__all__ = ["LogisticCombiner", "is_sparse_attack", "matched_flip_noise", "matched_gaussian_noise"]
 
 
 class LogisticCombiner:
@@ -35,13 +35,20 @@ class LogisticCombiner:
     def __init__(self, seed: int = 0, cv: int = 5) -> None:
         self.seed, self.cv = seed, cv
 
-    def fit(self, negatives: Tensor, positives: Tensor) -> LogisticCombiner:
+    def fit(self, negatives: Tensor, positives: Tensor, groups: Any = None) -> LogisticCombiner:
         """Fit on characteristics ``(n0, F)`` of normal (clean, noisy) and ``(n1, F)`` of adversarial inputs.
 
+        The regularisation is chosen by cross-validation over shuffled, class-stratified folds; with ``groups``
+        (the source image of each row, negatives then positives: a clean input, its noisy copy and its adversarial
+        example share one) every copy of an image falls in one fold, so no fold is scored on an image it was
+        fitted on.
+
         Raises:
-            ValueError: On non-finite characteristics or fewer than 2 rows of a class.
+            ValueError: On non-finite characteristics, fewer than 2 rows of a class, or ``groups`` of another
+                length.
         """
         from sklearn.linear_model import LogisticRegressionCV
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
         neg, pos = negatives.detach().double().cpu(), positives.detach().double().cpu()
         if neg.shape[0] < 2 or pos.shape[0] < 2:
@@ -55,9 +62,17 @@ class LogisticCombiner:
         z = ((x - self.mean_) / self.std_).numpy()
         y = np.r_[np.zeros(neg.shape[0]), np.ones(pos.shape[0])]
         folds = int(min(self.cv, neg.shape[0], pos.shape[0]))
+        if groups is None:
+            splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.seed).split(z, y))
+        else:
+            groups = np.asarray(groups)
+            if groups.shape != (z.shape[0],):
+                raise ValueError(f"groups must have one entry per row ({z.shape[0]}), got shape {groups.shape}")
+            folds = int(min(folds, np.unique(groups[y == 0]).size, np.unique(groups[y == 1]).size))
+            splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=self.seed).split(z, y, groups))
         with warnings.catch_warnings():  # scikit-learn >= 1.8 announces changes of defaults we do not rely on
             warnings.simplefilter("ignore", FutureWarning)
-            lr = LogisticRegressionCV(cv=folds, max_iter=2000, random_state=self.seed).fit(z, y)
+            lr = LogisticRegressionCV(cv=splits, max_iter=2000, random_state=self.seed).fit(z, y)
         self.coef_ = torch.as_tensor(lr.coef_[0], dtype=torch.float64)
         self.intercept_ = float(lr.intercept_[0])
         self.n_fit_ = {"normal": int(neg.shape[0]), "adversarial": int(pos.shape[0])}
@@ -80,6 +95,36 @@ class LogisticCombiner:
         c.mean_, c.std_, c.coef_ = (tensors[f"combiner.{k}"] for k in ("mean_", "std_", "coef_"))
         c.intercept_, c.n_fit_ = float(meta["intercept_"]), meta["n_fit_"]
         return c
+
+
+def matched_flip_noise(x: Any, x_adv: Any, clip_values: tuple[float, float], seed: int = 0) -> tuple[np.ndarray, float]:
+    """Copies of ``x`` with as many random pixels set to the range's ends as the attack changed (an L0 match).
+
+    For sparse attacks (JSMA), Feinman et al.'s code makes its noisy negatives by flipping randomly chosen
+    pixels to the minimum or maximum, as many as the attack changed on average; Gaussian noise of matched L2
+    would spread over every pixel instead.
+
+    Returns:
+        ``(x_noisy, k)``: noisy inputs (float32 numpy) and the number of pixels flipped per input.
+    """
+    xa, aa = np.asarray(x, dtype=np.float32), np.asarray(x_adv, dtype=np.float32)
+    if xa.shape != aa.shape:
+        raise ValueError(f"x and x_adv must have one shape, got {xa.shape} and {aa.shape}")
+    flat = xa.reshape(len(xa), -1)
+    k = int(round(float((np.abs(aa - xa).reshape(len(xa), -1) > 1e-6).sum(1).mean())))
+    rng = np.random.default_rng(seed)
+    noisy = flat.copy()
+    lo, hi = clip_values
+    for i in range(len(flat)):
+        idx = rng.choice(flat.shape[1], size=min(k, flat.shape[1]), replace=False)
+        noisy[i, idx] = np.where(rng.random(idx.size) < 0.5, lo, hi)
+    return noisy.reshape(xa.shape).astype(np.float32), float(k)
+
+
+def is_sparse_attack(x: Any, x_adv: Any, fraction: float = 0.25) -> bool:
+    """Whether the attack changed fewer than ``fraction`` of the pixels on average (an L0 attack such as JSMA)."""
+    d = np.abs(np.asarray(x_adv, dtype=np.float32) - np.asarray(x, dtype=np.float32)).reshape(len(x), -1)
+    return bool((d > 1e-6).mean() < fraction)
 
 
 def matched_gaussian_noise(x: Any, x_adv: Any, clip_values: tuple[float, float], seed: int = 0,

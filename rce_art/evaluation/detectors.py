@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from rce_art.evaluation.protocol import detection_auc, distortion, kept_pairs, tpr_at_fpr
+from rce_art.evaluation.paired import detection_auc, distortion, kept_pairs, tpr_at_fpr
 
 __all__ = ["acc_criteria", "evaluate_detectors"]
 

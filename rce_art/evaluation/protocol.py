@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from rce_art._validation import to_numpy
+from rce_art.evaluation.detectors import evaluate_detectors
+from rce_art.evaluation.paired import detection_auc, distortion, kept_pairs, tpr_at_fpr
 from rce_art.metrics import confidence, confidence_log_odds, non_me
 
 __all__ = [
@@ -36,45 +37,6 @@ METRICS = ("confidence", "non_me", "kdensity")
 """The paper's three metrics, reported by :func:`evaluate_attack`."""
 RANK_BY = {"confidence": "confidence_log_odds", "non_me": "non_me", "kdensity": "kdensity"}
 """The score each metric is ranked by for AUC and TPR: the same ordering, without float32 ties."""
-
-
-def kept_pairs(y: np.ndarray, pred_clean: np.ndarray, pred_adv: np.ndarray) -> np.ndarray:
-    """Boolean mask of the pairs the protocol keeps: clean correct and adversarial wrong."""
-    y, pc, pa = (np.asarray(a).ravel() for a in (y, pred_clean, pred_adv))
-    if not (y.shape == pc.shape == pa.shape):
-        raise ValueError(f"y, pred_clean and pred_adv must have one shape, got {y.shape}, {pc.shape}, {pa.shape}")
-    return (pc == y) & (pa != y)
-
-
-def detection_auc(clean_scores: np.ndarray, adv_scores: np.ndarray) -> float:
-    """ROC-AUC of flagging adversarial inputs by *low* score (1.0 = perfect, 0.5 = chance).
-
-    Returns ``nan`` if either set is empty.
-    """
-    c, a = np.asarray(clean_scores, np.float64).ravel(), np.asarray(adv_scores, np.float64).ravel()
-    if c.size == 0 or a.size == 0:
-        return float("nan")
-    labels = np.r_[np.zeros(c.size), np.ones(a.size)]
-    return float(roc_auc_score(labels, -np.r_[c, a]))
-
-
-def tpr_at_fpr(clean_scores: np.ndarray, adv_scores: np.ndarray, fpr: float = 0.05) -> float:
-    """Fraction of adversarial inputs flagged at the largest ROC operating point with FPR <= ``fpr``."""
-    c, a = np.asarray(clean_scores, np.float64).ravel(), np.asarray(adv_scores, np.float64).ravel()
-    if c.size == 0 or a.size == 0:
-        return float("nan")
-    f, t, _ = roc_curve(np.r_[np.zeros(c.size), np.ones(a.size)], -np.r_[c, a])
-    return float(t[f <= fpr + 1e-12].max())
-
-
-def distortion(x: np.ndarray, x_adv: np.ndarray, clip_values: tuple[float, float]) -> np.ndarray:
-    """Per-example distortion ``sqrt(sum((x* - x)^2) / d)`` with pixels on the [0, 255] scale (paper Sec. 4.3)."""
-    x, x_adv = np.asarray(x, np.float64), np.asarray(x_adv, np.float64)
-    if x.shape != x_adv.shape:
-        raise ValueError(f"x and x_adv must have one shape, got {x.shape} and {x_adv.shape}")
-    scale = 255.0 / (clip_values[1] - clip_values[0])
-    diff = (x_adv - x).reshape(x.shape[0], -1) * scale
-    return np.sqrt((diff**2).sum(1) / diff.shape[1])
 
 
 def metric_scores(detector: Any, x: Any, batch_size: int | None = None) -> dict[str, np.ndarray]:
@@ -130,8 +92,6 @@ def evaluate_attack(
     """
     record = report_from_scores(example_scores(detector, x, x_adv, y, clip_values), fpr, **labels)
     if detectors:
-        from rce_art.evaluation.detectors import evaluate_detectors  # the module builds on this one
-
         for r in evaluate_detectors(detectors, x, x_adv, y, clip_values, fpr):
             record.update({f"{k}_{r['detector']}": r[k] for k in ("auc", "tpr", "acc_nadv", "acc_com")})
     return record
