@@ -20,10 +20,10 @@ def lid_mle(queries: Tensor, reference: Tensor, k: int) -> Tensor:
     """Maximum-likelihood LID estimate ``LID(x) = -((1/k) sum_{i=1}^k log(r_i(x) / r_k(x)))^{-1}`` (Ma et al., eq. 4).
 
     ``r_i(x)`` is the distance from ``x`` to its ``i``-th nearest reference point; reference points identical to
-    the query (the query itself, or a duplicate) are skipped. Candidates come from one matrix product; the
-    distances to them are then recomputed from the differences, which are exactly zero for an identical point
-    in any precision (the product form leaves a self-distance of about ``1e-7`` times the largest one in
-    float32, which would count the query as its own nearest neighbour).
+    the query (the query itself, or a duplicate) are skipped. Distances come from one matrix product; the pairs
+    it cannot resolve (squared distance within ``1e-4`` of the squared norms, where float32 cancellation leaves a
+    self-distance of about ``1e-7`` times the largest one) are recomputed from their differences, which are
+    exactly zero for an identical point in any precision.
 
     Args:
         queries: ``(N, D)``; reference: ``(M, D)`` with ``M > k``; k: neighbours (paper: 20).
@@ -40,26 +40,20 @@ def lid_mle(queries: Tensor, reference: Tensor, k: int) -> Tensor:
     ref = reference.to(queries.dtype)
     centre = ref.mean(0, keepdim=True)  # centring removes most of the cancellation of |a|^2 - 2 a.b + |b|^2
     a, b = queries - centre, ref - centre
-    with torch.no_grad():  # candidate neighbours only: which points, not how far
-        d2 = torch.addmm((b * b).sum(1).unsqueeze(0), a, b.T, alpha=-2.0) + (a * a).sum(1, keepdim=True)
-        cand = d2.topk(min(ref.shape[0], k + _SPARE), dim=1, largest=False).indices  # (N, C)
-    r2 = (a[:, None, :] - b[cand]).pow(2).sum(2)  # exact: 0 for an identical point
-    r2 = r2.masked_fill(r2 == 0, float("inf"))
-    short = ~torch.isfinite(r2).sum(1).ge(k)
-    if bool(short.any()):  # more than _SPARE duplicates of a query: every reference point for those rows
-        full = (a[short][:, None, :] - b[None]).pow(2).sum(2)
-        full = full.masked_fill(full == 0, float("inf"))
-        if bool((torch.isfinite(full).sum(1) < k).any()):
+    na, nb = (a * a).sum(1, keepdim=True), (b * b).sum(1).unsqueeze(0)
+    d2 = torch.addmm(nb, a, b.T, alpha=-2.0) + na
+    with torch.no_grad():
+        qi, ri = torch.nonzero(d2 <= 1e-4 * (na + nb), as_tuple=True)  # unresolved by the product form
+    if qi.numel():
+        exact = (a[qi] - b[ri]).pow(2).sum(1)
+        d2 = d2.index_put((qi, ri), exact)
+        same = exact.detach() == 0
+        d2 = d2.index_put((qi[same], ri[same]), torch.full_like(exact[same], float("inf")))
+        if bool((torch.isfinite(d2).sum(1) < k).any()):
             raise ValueError(f"fewer than k={k} reference points differ from a query; use more reference points")
-        r2 = r2.clone()
-        r2_short = full.topk(r2.shape[1], dim=1, largest=False).values
-        r2[short] = r2_short
-    r = r2.topk(k, dim=1, largest=False).values.sqrt()
+    r = d2.topk(k, dim=1, largest=False).values.clamp_min(0.0).sqrt()
     logs = torch.log(r / r[:, -1:]).sum(1)
     return -k / logs.clamp_max(-1e-12)
-
-
-_SPARE = 8  # candidates beyond k, for queries that are (or duplicate) reference points
 
 
 class LIDDetector(CombinedDetector):

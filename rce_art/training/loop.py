@@ -170,8 +170,7 @@ def train_model(
         :class:`TrainHistory`. The model is left in eval mode.
 
     Raises:
-        ValueError: If ``epochs`` or ``batch_size`` < 1, on an unknown schedule, on invalid data, or if
-            ``batch_size`` is not divisible by the number of processes.
+        ValueError: If ``epochs`` or ``batch_size`` < 1, on an unknown schedule, or on invalid data.
         FloatingPointError: If the loss becomes NaN or infinite (lower ``lr``).
     """
     if epochs < 1 or batch_size < 1:
