@@ -120,6 +120,18 @@ def pyplot() -> Any:
     return plt
 
 
+def grid_axes(plt: Any, n: int, panel: tuple[float, float], ncols: int = 3) -> tuple[Any, list[Any]]:
+    """A figure with ``n`` panels of size ``panel`` (inches) in a grid of at most ``ncols`` columns, readable at a
+    page's width (a one-row strip of many panels is not); unused cells are hidden. Returns ``(fig, axes)``."""
+    cols = max(1, min(ncols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
 def default_epochs(args: argparse.Namespace, n_train: int) -> int:
     """Epochs: ``--epochs``, else the paper's step count (``--paper``), else quick per-dataset defaults."""
     if args.epochs is not None:

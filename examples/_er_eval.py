@@ -104,9 +104,9 @@ def tsne_codes(models: dict[str, Any], x: np.ndarray, y: np.ndarray, eps: float,
     from sklearn.manifold import TSNE
 
     plt = C.pyplot()
-    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 5), squeeze=False)
+    fig, axes = C.grid_axes(plt, len(models), (5.5, 5))
     records = []
-    for ax, (name, clf) in zip(axes[0], models.items()):
+    for ax, (name, clf) in zip(axes, models.items()):
         x_adv = pgd(clf, x, eps, args)
         model = ra.models.resolve_model(clf).model
         with torch.no_grad(), ra._tensors.eval_mode(model):

@@ -11,8 +11,8 @@ import numpy as np
 def accuracy_vs_eps(curves: dict[str, dict[str, list[tuple[float, float]]]], path: Path, title: str) -> None:
     """Figure 4: accuracy vs eps, one panel per attack, one line per model (``curves[attack][model]``)."""
     plt = C.pyplot()
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
-    for ax, (attack, by_model) in zip(axes[0], curves.items()):
+    fig, axes = C.grid_axes(plt, len(curves), (4.5, 3.6))
+    for ax, (attack, by_model) in zip(axes, curves.items()):
         for model, pts in by_model.items():
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=model)
         ax.set_title(attack.upper()), ax.set_xlabel("eps (pixel range 1)"), ax.set_ylabel("accuracy")
@@ -42,8 +42,8 @@ def grid_figure(values: list[float], robust: np.ndarray, auc: np.ndarray, rho: f
 def tsne_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str) -> None:
     """Figures 2-3: t-SNE of last hidden features per model, with the Davies-Bouldin index in the title."""
     plt = C.pyplot()
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(3.6 * len(embeddings), 3.8), squeeze=False)
-    for ax, (name, (emb, y, dbi)) in zip(axes[0], embeddings.items()):
+    fig, axes = C.grid_axes(plt, len(embeddings), (3.6, 3.8))
+    for ax, (name, (emb, y, dbi)) in zip(axes, embeddings.items()):
         ax.scatter(emb[:, 0], emb[:, 1], c=y, cmap="tab10", s=3)
         ax.set_title(f"{name}\nDavies-Bouldin {dbi:.2f}", fontsize=9), ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle(title, fontsize=9), fig.tight_layout(), fig.savefig(path, dpi=120), plt.close(fig)

@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 def _plot(records, detectors, objectives, grid, args) -> None:
     plt = C.pyplot()
 
-    fig, axes = plt.subplots(1, len(detectors), figsize=(3.4 * len(detectors), 3.2), squeeze=False)
-    for ax, d in zip(axes[0], detectors):
+    fig, axes = C.grid_axes(plt, len(detectors), (3.4, 3.2), ncols=4)
+    for ax, d in zip(axes, detectors):
         for o in objectives:
             for mode, ls in (("orthogonal", "-"), ("selective", "--"), ("classifier", ":")):
                 pts = sorted((r["eps"], r["SR@5"]) for r in records
@@ -135,7 +135,7 @@ def _plot(records, detectors, objectives, grid, args) -> None:
                 if pts:
                     ax.plot(*zip(*pts), ls, marker="o", ms=3, label=f"{o} {mode}")
         ax.set_title(d), ax.set_xlabel("eps (L-inf)"), ax.set_ylim(-0.02, 1.02)
-    axes[0, 0].set_ylabel("SR@5"), axes[0, -1].legend(fontsize=6)
+    axes[0].set_ylabel("SR@5"), axes[-1].legend(fontsize=6)
     (args.out / "figures").mkdir(parents=True, exist_ok=True)
     fig.tight_layout(), fig.savefig(args.out / "figures" / f"adaptive-{args.dataset}.png", dpi=100), plt.close(fig)
 

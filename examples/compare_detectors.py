@@ -108,7 +108,14 @@ def figures(scores: dict, path) -> None:
     from sklearn.metrics import roc_curve
 
     keys = sorted(scores)
-    fig, axes = plt.subplots(2, len(keys), figsize=(4.2 * len(keys), 8), squeeze=False)
+    cols = min(4, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, grid = plt.subplots(2 * rows, cols, figsize=(4.2 * cols, 4 * 2 * rows), squeeze=False)
+    axes = np.empty((2, len(keys)), dtype=object)  # axes[0, j]: ROC of key j, axes[1, j]: its histogram
+    for j in range(len(keys)):
+        axes[0, j], axes[1, j] = grid[2 * (j // cols), j % cols], grid[2 * (j // cols) + 1, j % cols]
+    for ax in grid.flat:  # cells of an incomplete last row
+        ax.set_visible(any(ax is a for a in axes.flat))
     for j, key in enumerate(keys):
         for d, (sc, sa) in scores[key].items():
             f, t, _ = roc_curve(np.r_[np.zeros(sc.size), np.ones(sa.size)], -np.r_[sc, sa])

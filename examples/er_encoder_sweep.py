@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             with torch.no_grad():
                 net.eval()
                 w1s.append(sliced_w1(net.encode(torch.as_tensor(data.x_test)), seed=seed))
-        rows.append({"encoder_lr": rate if rate > 0 else "0 (E-CLA)", "clean_acc": float(np.mean(accs)),
+        rows.append({"encoder_lr": f"{rate:g}" if rate > 0 else "0 (E-CLA)", "clean_acc": float(np.mean(accs)),
                      "acc_per_seed": [round(a, 3) for a in accs], "sliced_w1": float(np.mean(w1s)),
                      "w1_per_seed": [round(w, 3) for w in w1s]})
         print(f"encoder_lr={rate:g}: acc {np.mean(accs):.3f} sliced W1 {np.mean(w1s):.3f} "

@@ -41,7 +41,7 @@ def tsne_figure(models, data, args, path) -> None:
 def accuracy_vs_eps(models, x, y, args, eps0, path) -> list[dict]:
     plt = C.pyplot()
     records = []
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, axes = C.grid_axes(plt, 4, (5, 3.6), ncols=2)
     for ax, name in zip(axes, ("fgsm", "bim", "ilcm", "jsma")):
         grid = JSMA_GAMMAS if name == "jsma" else tuple(f * eps0 for f in EPS_FRACTIONS)
         for objective, clf in models.items():

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Table 1, DBI and Figure 2 (t-SNE)
     t1, dets = [], {}
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    fig, axes = C.grid_axes(plt, 4, (4.4, 4), ncols=2)
     xs, ys = C.attack_subset(data, args.tsne_examples, args.seed)
     for i, (v, clf) in enumerate(models.items()):
         det = C.fit_detector(clf, data, x_cal, args.seed)

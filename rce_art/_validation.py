@@ -80,8 +80,8 @@ def check_labels(y: Any, n: int, nb_classes: int, *, name: str = "y") -> np.ndar
         raise ValueError(
             f"{name} must have shape ({n},) (integer labels) or ({n}, {nb_classes}) (one-hot), got {y_np.shape}"
         )
-    if not np.issubdtype(y_np.dtype, np.integer):
-        if not np.all(np.isfinite(y_np)) or np.any(y_np != np.round(y_np)):
+    if not np.issubdtype(y_np.dtype, np.integer) and (
+            not np.all(np.isfinite(y_np)) or np.any(y_np != np.round(y_np))):
             raise ValueError(f"{name} must hold integer class labels, got non-integer values")
     y_int = y_np.astype(np.int64)
     bad = (y_int < 0) | (y_int >= nb_classes)
@@ -110,7 +110,7 @@ def check_logits(logits: Tensor) -> None:
 
 
 def check_logits_and_labels(logits: Tensor, y: Tensor) -> None:
-    """Validate a ``(N, L)`` logits tensor (:func:`check_logits`) and its ``(N,)`` integer labels for a loss."""
+    """Validate a ``(N, L)`` logits tensor ([`check_logits`][]) and its ``(N,)`` integer labels for a loss."""
     if not isinstance(logits, Tensor) or not isinstance(y, Tensor):
         raise TypeError("logits and y must be torch tensors")
     check_logits(logits)

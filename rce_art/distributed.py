@@ -1,7 +1,7 @@
 """torch.distributed helpers: the process group torchrun sets up, example shards and ordered gathers.
 
 Nothing here schedules work: ``torchrun`` (or any launcher that sets ``RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR``/``MASTER_PORT``) starts the processes and :func:`init_distributed` joins them. Every
+``MASTER_ADDR``/``MASTER_PORT``) starts the processes and [`init_distributed`][] joins them. Every
 function is a no-op pass-through in a single process, so library code calls them unconditionally.
 
 Shards are contiguous blocks whose boundaries fall on multiples of ``block`` (the batch size of the work),

@@ -8,7 +8,7 @@ __all__ = ["CalibrationWarning", "NotFittedError"]
 class NotFittedError(ValueError, AttributeError):
     """Raised when a fitted-state method is called before ``fit``.
 
-    Subclasses both :class:`ValueError` and :class:`AttributeError`, like
+    Subclasses both `ValueError` and `AttributeError`, like
     scikit-learn's exception of the same name, so either can be caught.
     """
 

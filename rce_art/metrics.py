@@ -35,10 +35,10 @@ def confidence(logits: Tensor) -> Tensor:
 def confidence_log_odds(logits: Tensor) -> Tensor:
     """Log-odds of the confidence, ``log(F_ŷ / (1 - F_ŷ)) = Z_ŷ - logsumexp_{i != ŷ} Z_i``: a tie-free ranking score.
 
-    A strictly increasing function of :func:`confidence`, so it ranks inputs exactly as the
+    A strictly increasing function of [`confidence`][], so it ranks inputs exactly as the
     confidence would in exact arithmetic; computed from logits with a log-sum-exp, it stays
     distinct where float32 rounds the confidence itself to exactly 1.0 (logit margins above ~17).
-    Rank by it (ROC-AUC, TPR, thresholds); report :func:`confidence` as the value in ``[0, 1]``.
+    Rank by it (ROC-AUC, TPR, thresholds); report [`confidence`][] as the value in ``[0, 1]``.
 
     Args:
         logits: Ordinary logits, shape ``(N, L)``.

@@ -40,7 +40,7 @@ PAPER_STEPS: dict[str, int] = {"mnist": 20_000, "fashion-mnist": 20_000, "cifar1
 
 
 def sgd_settings(**overrides: Any) -> dict[str, Any]:
-    """A copy of :data:`SGD` with ``overrides`` applied (e.g. ``batch_size=64`` for digits)."""
+    """A copy of [`SGD`][] with ``overrides`` applied (e.g. ``batch_size=64`` for digits)."""
     unknown = set(overrides) - set(SGD)
     if unknown:
         raise ValueError(f"unknown SGD settings {sorted(unknown)}; known: {sorted(SGD)}")
@@ -59,7 +59,7 @@ def cw_settings(paper: bool) -> dict[str, Any]:
 
 
 def cw_wb_settings(paper: bool, max_iter: int | None = None) -> dict[str, Any]:
-    """C&W-wb (Table 3): keyword arguments of :class:`rce_art.attacks.CarliniWagnerWB`.
+    """C&W-wb (Table 3): keyword arguments of [`rce_art.attacks.CarliniWagnerWB`][rce_art.attacks.CarliniWagnerWB].
 
     Both sets follow the authors' code for the two phases: phase 1 (plain C&W) from ``c = 10`` for 3
     binary-search rounds, phase 2 (with the detector term) from ``c = 100`` for 9 rounds. The paper's set
@@ -127,7 +127,7 @@ def er_training_settings(paper: bool, eps: float, digits: bool = False) -> dict[
         "pgd_alpha": eps / 4,
         "pgd_steps": 40 if paper else 7,
         "critic_clip": 0.01,
-        "encoder_lr": 1e-5,
+        "encoder_lr": 3e-5,
         "encoder_step": "adam",
         "trades_beta": 6.0,
     }

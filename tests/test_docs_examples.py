@@ -1,9 +1,13 @@
-"""Every Python block of the documentation's guides runs as written (on digits), so the docs cannot rot.
+"""Every Python block of the documentation's guides runs as written (on digits), so the docs cannot rot, and
+prints what the page shows under it.
 
-The blocks of one page run in order in one namespace, in a temporary folder. Pages whose blocks take long
-would be marked slow here; none does today.
+The blocks of one page run in order in one namespace, in a temporary folder. A block that prints is followed on
+its page by a ```` ```text ```` block with its output: the test compares them (words exactly, numbers within
+0.05 or 10%: thread counts change the last digits) and ``RCE_ART_UPDATE_DOCS=1 pytest tests/test_docs_examples.py``
+writes the outputs of this run into the pages. Pages whose blocks take long would be marked slow here; none does.
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -11,20 +15,41 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in [DOCS / "index.md", *sorted((DOCS / "howto").glob("*.md"))])
+BLOCK = re.compile(r"```python\n(.*?)```\n(?:\n```text\n(.*?)```\n)?", re.S)
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
 
 
 def python_blocks(text: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", text, re.S)
+    return [m.group(1) for m in BLOCK.finditer(text)]
+
+
+def _same_output(got: str, shown: str) -> bool:
+    """Words equal, numbers within 0.05 or 10% (relative)."""
+    if NUMBER.sub("#", got.strip()) != NUMBER.sub("#", shown.strip()):
+        return False
+    pairs = zip(map(float, NUMBER.findall(got)), map(float, NUMBER.findall(shown)))
+    return all(abs(a - b) <= max(0.05, 0.1 * abs(b)) for a, b in pairs)
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs(page, tmp_path, monkeypatch, capsys):
-    blocks = python_blocks((DOCS / page).read_text())
+    text = (DOCS / page).read_text()
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    for i, code in enumerate(blocks):
-        exec(compile(code, f"docs/{page} block {i + 1}", "exec"), namespace)
-    out = capsys.readouterr().out
+    outputs = []
+    for i, m in enumerate(BLOCK.finditer(text)):
+        exec(compile(m.group(1), f"docs/{page} block {i + 1}", "exec"), namespace)
+        out = capsys.readouterr().out
+        outputs.append(out)
+        if not os.environ.get("RCE_ART_UPDATE_DOCS"):
+            assert (m.group(2) is None) == (out == ""), f"docs/{page} block {i + 1}: its output is not shown"
+            if out:
+                assert _same_output(out, m.group(2)), f"docs/{page} block {i + 1} printed\n{out}"
+    if os.environ.get("RCE_ART_UPDATE_DOCS"):
+        it = iter(outputs)
+        (DOCS / page).write_text(BLOCK.sub(lambda m: f"```python\n{m.group(1)}```\n" + (
+            f"\n```text\n{o}```\n" if (o := next(it)) else ""), text))
+    out = "".join(outputs)
     if page == "howto/detector.md":  # the drop-in detectors give sensible AUCs
         aucs = {k: float(v) for k, v in re.findall(r"'(\w+)': ([0-9.]+)", out)}
         assert set(aucs) == {"kd", "lid", "mahalanobis", "bu"} and all(0.5 < a <= 1 for a in aucs.values())

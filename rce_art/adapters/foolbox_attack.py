@@ -29,7 +29,7 @@ class FoolboxAttack:
         clip_values: ``(min, max)`` pixel range (Foolbox's ``bounds``).
         epsilon: Perturbation budget for fixed-epsilon attacks; ``None`` for minimisation
             attacks such as C&W.
-        targeted: If true, the labels passed to :meth:`generate` are target classes.
+        targeted: If true, the labels passed to [`generate`][] are target classes.
     """
 
     def __init__(

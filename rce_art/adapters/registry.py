@@ -24,9 +24,9 @@ from rce_art.settings import cw_settings
 __all__ = ["AVAILABLE", "BACKENDS", "PAPER_ATTACKS", "PaperAttack", "build_attack"]
 
 PAPER_ATTACKS = ("fgsm", "bim", "ilcm", "jsma", "cw", "cw-hc", "pgd", "rand")
-"""Names of the paper's attack set (Pang et al. 2018, Sec. 4.3 and App. B), for :func:`build_attack`."""
+"""Names of the paper's attack set (Pang et al. 2018, Sec. 4.3 and App. B), for [`build_attack`][]."""
 BACKENDS = ("art", "foolbox", "torchattacks")
-"""Toolkits :func:`build_attack` builds attacks on."""
+"""Toolkits [`build_attack`][] builds attacks on."""
 AVAILABLE = {
     "art": set(PAPER_ATTACKS),
     "foolbox": set(PAPER_ATTACKS) - {"jsma"},  # Foolbox 3 has no JSMA
@@ -48,10 +48,10 @@ class PaperAttack:
         model: The attacked computation as one torch module: the estimator's preprocessing, then its model.
         clip_values: Pixel range.
         targets: ``"least-likely"``, ``"random"`` or ``None`` (untargeted).
-        seed: Seed of random targets and of the toolkit's random start (PGD). Each :meth:`generate` call runs
+        seed: Seed of random targets and of the toolkit's random start (PGD). Each [`generate`][] call runs
             with torch's and numpy's global generators seeded from it and restores their state after, so
             results are reproducible and the caller's random streams are untouched.
-        seconds_per_example: Wall time per example of the last :meth:`generate` call.
+        seconds_per_example: Wall time per example of the last [`generate`][] call.
     """
 
     name: str
@@ -109,10 +109,10 @@ def build_attack(
     batch_size: int = 256,
     **overrides: Any,
 ) -> PaperAttack:
-    """Build one of :data:`PAPER_ATTACKS` on a backend.
+    """Build one of [`PAPER_ATTACKS`][] on a backend.
 
     Args:
-        name: Attack name, one of :data:`PAPER_ATTACKS`.
+        name: Attack name, one of [`PAPER_ATTACKS`][].
         classifier: ART ``PyTorchClassifier`` (ordinary logits, with ``clip_values``).
         backend: ``"art"``, ``"foolbox"`` or ``"torchattacks"``.
         eps: L-inf budget of FGSM, BIM, ILCM, PGD and RAND, in pixel units.
@@ -123,7 +123,7 @@ def build_attack(
             ``max_iter=20`` for ART's BIM, ``steps=20`` for Foolbox's or torchattacks').
 
     Returns:
-        :class:`PaperAttack`.
+        [`PaperAttack`][].
 
     Raises:
         ValueError: On an unknown name or backend, or an attack the backend does not have.
@@ -140,7 +140,7 @@ def build_attack(
         raise ValueError("the classifier needs clip_values; build it with rce_art.make_art_classifier(...)")
     clip = view.clip_values
     model = Preprocessed(view) if view.has_preprocessing else view.model
-    common = dict(name=name, model=model, clip_values=clip, targets=_TARGETED.get(name), seed=seed)
+    common = {"name": name, "model": model, "clip_values": clip, "targets": _TARGETED.get(name), "seed": seed}
     if name == "rand":
         noise = UniformNoise(eps, clip, seed)
         return PaperAttack(backend="rce-art", params={"eps": eps, "seed": seed}, adapter=noise, **common)

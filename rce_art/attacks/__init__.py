@@ -2,7 +2,7 @@
 hard-label RayS (Chen & Gu 2020) and RAND noise.
 
 The paper's oblivious attack set, built on ART, Foolbox or torchattacks, lives with the toolkit
-glue in :mod:`rce_art.adapters` (``build_attack``).
+glue in [`rce_art.adapters`][rce_art.adapters] (``build_attack``).
 """
 
 from typing import Any

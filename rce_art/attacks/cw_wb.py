@@ -51,10 +51,10 @@ def detector_term(log_kd: Tensor, eta: Tensor) -> Tensor:
 
 @dataclass
 class CWResult:
-    """Outcome of :meth:`CarliniWagnerWB.run`, one entry per input.
+    """Outcome of [`CarliniWagnerWB.run`][CarliniWagnerWB.run], one entry per input.
 
     Attributes:
-        x_adv: The returned example (see :class:`CarliniWagnerWB`, "Returned example"), ``(N, ...)``.
+        x_adv: The returned example (see [`CarliniWagnerWB`][], "Returned example"), ``(N, ...)``.
         success: ``x_adv`` meets the classification goal with margin ``kappa`` AND ``f2 <= 0``.
         misclassified: ``x_adv`` meets the classification goal (false only where ``x_adv`` is the input).
         f2: Detector term at ``x_adv``.
@@ -90,11 +90,11 @@ class _Search:
 
 
 class CarliniWagnerWB:
-    """Two-phase C&W-L2 attack that also fools a :class:`~rce_art.detectors.KDensityDetector`.
+    """Two-phase C&W-L2 attack that also fools a [`KDensityDetector`][rce_art.detectors.KDensityDetector].
 
     Minimises ``||x* - x||^2 + c * f(x*) + c * f2(x*)`` (Pang et al. 2018, Sec. 4.4), where ``f``
-    is C&W's logit margin (:func:`margin_term`) and ``f2`` the detector term
-    (:func:`detector_term`) under the target class (targeted) or the predicted class (untargeted).
+    is C&W's logit margin ([`margin_term`][]) and ``f2`` the detector term
+    ([`detector_term`][]) under the target class (targeted) or the predicted class (untargeted).
     Phase 1 is a plain C&W-L2 toward the goal with its own binary search (from ``phase1_const``);
     phase 2 starts from its result, adds ``f2`` and searches from ``initial_const``. The defaults of
     both searches follow the authors' code (phase 1: ``c = 10``, 3 rounds; phase 2: ``c = 100``,
@@ -186,7 +186,7 @@ class CarliniWagnerWB:
 
     def etas(self, detector: Any, kernels: list[Tensor]) -> Tensor:
         """``eta`` per class: given, or the median of ``-log KD`` over the detector's kernel points of the class,
-        each scored under the attacker's kernel leaving itself out (:func:`~rce_art.detectors.loo_log_kdensity`)."""
+        each scored under the attacker's kernel leaving itself out ([`loo_log_kdensity`][rce_art.detectors.loo_log_kdensity])."""
         if self.eta is not None:
             if len(self.eta) != len(kernels):
                 raise ValueError(f"eta has {len(self.eta)} values for {len(kernels)} classes")
@@ -200,7 +200,7 @@ class CarliniWagnerWB:
     # ---------------------------------------------------------------------- run
     def generate(self, detector: Any, x: Any, labels: Any, targeted: bool = False, batch_size: int = 128,
                  progress: bool = False) -> CWResult:
-        """Attack ``x`` in batches of ``batch_size`` (see :meth:`run`), with an optional progress bar
+        """Attack ``x`` in batches of ``batch_size`` (see [`run`][]), with an optional progress bar
         showing examples done and the success rate so far."""
         from tqdm.auto import tqdm
 
@@ -222,13 +222,13 @@ class CarliniWagnerWB:
         """Attack a batch, with the detector's model in eval mode (its train/eval mode is restored after).
 
         Args:
-            detector: A fitted :class:`~rce_art.detectors.KDensityDetector` (its classifier is the model).
+            detector: A fitted [`KDensityDetector`][rce_art.detectors.KDensityDetector] (its classifier is the model).
             x: Clean inputs ``(N, ...)`` within the classifier's clip values.
             labels: Target classes (``targeted=True``) or true labels, ``(N,)``.
             targeted: Whether ``labels`` are targets.
 
         Returns:
-            :class:`CWResult`.
+            [`CWResult`][].
 
         Raises:
             NotFittedError: If the detector is not fitted.

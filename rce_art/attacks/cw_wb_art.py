@@ -18,12 +18,12 @@ _DEFAULTS = CarliniWagnerWB().params()
 
 
 class CarliniWagnerWBART(EvasionAttack):
-    """ART form of :class:`~rce_art.attacks.CarliniWagnerWB` (white-box C&W against a K-density detector).
+    """ART form of [`CarliniWagnerWB`][rce_art.attacks.CarliniWagnerWB] (white-box C&W against a K-density detector).
 
     Args:
         estimator: The ART ``PyTorchClassifier`` under attack (ordinary logits).
-        detector: A fitted :class:`~rce_art.detectors.KDensityDetector` on that classifier.
-        confidence: ``kappa``, as in :class:`~rce_art.attacks.CarliniWagnerWB` (as are the defaults of all below).
+        detector: A fitted [`KDensityDetector`][rce_art.detectors.KDensityDetector] on that classifier.
+        confidence: ``kappa``, as in [`CarliniWagnerWB`][rce_art.attacks.CarliniWagnerWB] (as are the defaults of all below).
         binary_search_steps: Rounds of phase 2's search on ``c``.
         max_iter: Adam steps per round.
         learning_rate: Adam step size in tanh space.
@@ -93,7 +93,7 @@ class CarliniWagnerWBART(EvasionAttack):
             y: Target classes if ``targeted`` (required), else true labels (default: predictions).
 
         Returns:
-            The returned examples (see :class:`~rce_art.attacks.CarliniWagnerWB`), same dtype as ``x``.
+            The returned examples (see [`CarliniWagnerWB`][rce_art.attacks.CarliniWagnerWB]), same dtype as ``x``.
         """
         xt, labels = inputs_and_goals(self.detector, x, y, self.targeted)
         result = self.core().generate(self.detector, xt, labels, self.targeted, self.batch_size, progress=self.verbose)

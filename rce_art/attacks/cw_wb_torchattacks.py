@@ -13,7 +13,7 @@ __all__ = ["CarliniWagnerWBTorchattacks"]
 
 
 class CarliniWagnerWBTorchattacks(DetectorAttackForm):
-    """torchattacks form of :class:`~rce_art.attacks.CarliniWagnerWB`.
+    """torchattacks form of [`CarliniWagnerWB`][rce_art.attacks.CarliniWagnerWB].
 
     Inputs are in the detector's classifier range (e.g. ``[-0.5, 0.5]``) unless torchattacks
     normalisation is set on the attack, in which case they are in ``[0, 1]`` as usual for
@@ -21,8 +21,8 @@ class CarliniWagnerWBTorchattacks(DetectorAttackForm):
 
     Args:
         model: The classifier under attack (ordinary logits).
-        detector: A fitted :class:`~rce_art.detectors.KDensityDetector` on that model.
-        **params: Hyper-parameters of :class:`~rce_art.attacks.CarliniWagnerWB`.
+        detector: A fitted [`KDensityDetector`][rce_art.detectors.KDensityDetector] on that model.
+        **params: Hyper-parameters of [`CarliniWagnerWB`][rce_art.attacks.CarliniWagnerWB].
 
     Attributes:
         last_result_ (CWResult): Per-example outcome of the last call.

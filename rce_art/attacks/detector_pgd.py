@@ -51,7 +51,7 @@ def orthogonalise(g: Tensor, other: Tensor) -> Tensor:
 
 @dataclass
 class DetectorPGDResult:
-    """Outcome per input of :meth:`DetectorPGD.run`.
+    """Outcome per input of [`DetectorPGD.run`][DetectorPGD.run].
 
     Attributes:
         x_adv: The misclassified iterate with the highest detector score seen (the most normal-looking); in the
@@ -73,16 +73,16 @@ class DetectorPGDResult:
 class DetectorPGD:
     """PGD within a fixed ``eps`` ball that fools a classifier and evades its detector.
 
-    Objectives (minimised): the classifier margin ``m(x)`` (:func:`classifier_margin`) and the detector loss
+    Objectives (minimised): the classifier margin ``m(x)`` ([`classifier_margin`][]) and the detector loss
     ``-score(x)`` (scores are higher = more normal). Modes:
 
     * ``"combined"``: ``m(x) - detector_weight * score(x)``;
     * ``"selective"``: per example, a step on ``m`` until the example is misclassified by ``margin``, then on
       ``-score`` only (and back on ``m`` if it becomes correct again);
     * ``"orthogonal"``: the same switch, with the chosen gradient's component along the other objective's
-      gradient removed per example (:func:`orthogonalise`) before the step;
+      gradient removed per example ([`orthogonalise`][]) before the step;
     * ``"classifier"``: ``m`` only, the oblivious baseline: the detector is never evaluated during the attack
-      (its classifier's logits are computed directly, :func:`classifier_logits`), and the iterate returned is
+      (its classifier's logits are computed directly, [`classifier_logits`][]), and the iterate returned is
       the misclassified one with the largest margin; the detector scores the returned examples once, for the
       report, so the examples are the same whatever detector is passed.
 
@@ -271,7 +271,7 @@ class DetectorPGD:
 
     def generate(self, detector: Any, x: Any, labels: Any, batch_size: int = 128, progress: bool = False
                  ) -> DetectorPGDResult:
-        """Attack ``x`` in batches (see :meth:`run`), with an optional progress bar."""
+        """Attack ``x`` in batches (see [`run`][]), with an optional progress bar."""
         from tqdm.auto import tqdm
 
         x, labels = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(labels)

@@ -16,7 +16,7 @@ __all__ = ["DetectorPGDART"]
 
 
 class DetectorPGDART(EvasionAttack):
-    """ART form of :class:`~rce_art.attacks.DetectorPGD` (orthogonal / selective / combined PGD against a detector).
+    """ART form of [`DetectorPGD`][rce_art.attacks.DetectorPGD] (orthogonal / selective / combined PGD against a detector).
 
     Args:
         estimator: The ART ``PyTorchClassifier`` under attack (ordinary logits).

@@ -13,7 +13,7 @@ __all__ = ["DetectorPGDTorchattacks"]
 
 
 class DetectorPGDTorchattacks(DetectorAttackForm):
-    """torchattacks form of :class:`~rce_art.attacks.DetectorPGD`.
+    """torchattacks form of [`DetectorPGD`][rce_art.attacks.DetectorPGD].
 
     Inputs are in the detector's classifier range unless torchattacks normalisation is set on the attack (then
     ``[0, 1]`` as usual); ``eps`` is in the classifier's pixel units. Targeted modes (``set_mode_targeted_*``) pick
@@ -22,7 +22,7 @@ class DetectorPGDTorchattacks(DetectorAttackForm):
     Args:
         model: The classifier under attack (ordinary logits).
         detector: A fitted detector of the family on that model.
-        **params: Hyper-parameters of :class:`~rce_art.attacks.DetectorPGD` (``eps`` required; ``targeted`` is set
+        **params: Hyper-parameters of [`DetectorPGD`][rce_art.attacks.DetectorPGD] (``eps`` required; ``targeted`` is set
             by torchattacks' modes).
 
     Attributes:

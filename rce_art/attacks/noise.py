@@ -18,7 +18,7 @@ class UniformNoise:
     Args:
         eps: Half-width of the uniform noise (paper: 0.04 on CIFAR-10 in [-0.5, 0.5]).
         clip_values: ``(min, max)`` pixel range.
-        seed: Seed of the noise; each call of :meth:`generate` restarts from it.
+        seed: Seed of the noise; each call of [`generate`][] restarts from it.
     """
 
     def __init__(self, eps: float, clip_values: tuple[float, float], seed: int = 0) -> None:

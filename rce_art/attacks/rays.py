@@ -26,7 +26,7 @@ __all__ = ["RayS", "RaySResult"]
 
 @dataclass
 class RaySResult:
-    """Outcome of :meth:`RayS.run` (tensors on the CPU).
+    """Outcome of [`RayS.run`][RayS.run] (tensors on the CPU).
 
     Attributes:
         x_adv: ``(N, ...)``: the adversarial example where one within ``eps`` was found, else the input.

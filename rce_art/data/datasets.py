@@ -18,7 +18,7 @@ from rce_art.data.idx import read_cifar10_batch, read_idx
 __all__ = ["DATASETS", "Dataset", "load_dataset"]
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
-"""Dataset names accepted by :func:`load_dataset`."""
+"""Dataset names accepted by [`load_dataset`][]."""
 PIXEL_RANGES = {"paper": (-0.5, 0.5), "unit": (0.0, 1.0)}
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -125,7 +125,7 @@ def load_dataset(
         test_size: Test fraction of the digits split.
 
     Returns:
-        :class:`Dataset`.
+        [`Dataset`][].
 
     Raises:
         ValueError: On an unknown name or pixel range.

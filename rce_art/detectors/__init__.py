@@ -1,8 +1,8 @@
 """Detectors of adversarial examples in ART's ``EvasionDetector`` form, on one shared contract.
 
 Every detector scores inputs with higher = more normal and flags scores below a threshold calibrated on
-held-out clean data (:class:`ScoreDetector`). Detectors that combine several characteristics with a
-logistic regression (:class:`CombinedDetector`) take adversarial examples explicitly at ``fit``.
+held-out clean data ([`ScoreDetector`][]). Detectors that combine several characteristics with a
+logistic regression ([`CombinedDetector`][]) take adversarial examples explicitly at ``fit``.
 """
 
 from rce_art.detectors.base import ScoreDetector

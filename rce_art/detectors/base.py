@@ -3,9 +3,9 @@
 A detector scores inputs with ONE direction for the whole family: **higher = more normal**.
 ``detect`` flags scores below ``threshold_``, calibrated on held-out clean data so that a
 fraction ``fpr`` of clean inputs is flagged. Subclasses say how features become scores
-(:meth:`ScoreDetector.score_features`) and what ``fit`` learns; this base gives them input
+([`ScoreDetector.score_features`][ScoreDetector.score_features]) and what ``fit`` learns; this base gives them input
 validation, feature extraction in eval mode through the estimator's preprocessing, a
-differentiable :meth:`ScoreDetector.score_tensor` for adaptive attacks, calibration,
+differentiable [`ScoreDetector.score_tensor`][ScoreDetector.score_tensor] for adaptive attacks, calibration,
 ``predict_or_reject``, coherent ``set_params`` and persistence without pickle.
 """
 
@@ -40,14 +40,14 @@ class ScoreDetector(EvasionDetector):
 
     Subclasses set ``defence_params`` (the constructor's arguments, ``classifier`` first),
     ``fit_params`` (those whose change invalidates a fit), ``format_tag`` and ``report_key``, and
-    implement ``fit``, :meth:`score_features`, ``_fitted_state`` and ``_restore_state``.
+    implement ``fit``, [`score_features`][], ``_fitted_state`` and ``_restore_state``.
 
     Attributes:
         threshold_ (float): Scores below it are flagged adversarial.
         calibration_scores_ (Tensor): Sorted clean scores the threshold was calibrated on (float64);
             ``set_params(fpr=...)`` recalibrates from them.
         fit_params_ (dict): The parameters (all but ``classifier``) in force at ``fit`` / ``calibrate``;
-            what :meth:`save` writes.
+            what [`save`][] writes.
         provenance_ (dict): What the detector was fitted and calibrated on (sizes, sources).
     """
 
@@ -56,7 +56,7 @@ class ScoreDetector(EvasionDetector):
     format_tag: ClassVar[str] = "rce_art.ScoreDetector/1"
     report_key: ClassVar[str] = "score"
     #: Whether the score is built from random draws (MC-dropout masks). Such a detector still scores an input
-    #: deterministically (draw 0: fixed masks shared by every input of every batch); :meth:`eot_draw` selects
+    #: deterministically (draw 0: fixed masks shared by every input of every batch); [`eot_draw`][] selects
     #: other, independent draws for attacks that average over them (expectation over transformation).
     stochastic: ClassVar[bool] = False
     _eot_draw: int = 0
@@ -81,7 +81,7 @@ class ScoreDetector(EvasionDetector):
     # ------------------------------------------------------------- the model
     @property
     def view(self) -> TorchView:
-        """The :class:`~rce_art.models.TorchView` of the classifier (model, device, clip values, preprocessing)."""
+        """The [`TorchView`][rce_art.models.TorchView] of the classifier (model, device, clip values, preprocessing)."""
         return self._view
 
     @property
@@ -115,7 +115,7 @@ class ScoreDetector(EvasionDetector):
         """Logits ``(N, L)`` and final hidden features ``(N, D)`` of inputs, in eval mode (mode restored).
 
         Raises:
-            TypeError, ValueError: On invalid input (see :meth:`detect`).
+            TypeError, ValueError: On invalid input (see [`detect`][]).
         """
         self._check_x(x)
         bs = int(batch_size or self.batch_size)
@@ -126,11 +126,11 @@ class ScoreDetector(EvasionDetector):
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def extract_gathered(self, x: Any, batch_size: int | None = None) -> tuple[Tensor, Tensor]:
-        """:meth:`extract` with the work split across torchrun processes and the results gathered.
+        """[`extract`][] with the work split across torchrun processes and the results gathered.
 
         Each process extracts a contiguous slice (boundaries on multiples of the batch size); every process
         returns the logits and features of all of ``x``, in order. In a single process this is
-        :meth:`extract`.
+        [`extract`][].
         """
         bs = int(batch_size or self.batch_size)
         if not is_distributed():
@@ -161,7 +161,7 @@ class ScoreDetector(EvasionDetector):
     @contextlib.contextmanager
     def eot_draw(self, draw: int) -> Iterator[None]:
         """Context in which the score uses random draw ``draw`` (``0``: the detector's own draw, what ``detect``
-        scores with). Only :attr:`stochastic` detectors change; for the others this does nothing.
+        scores with). Only `stochastic` detectors change; for the others this does nothing.
 
         Attacks with expectation over transformation average gradients over draws ``0..k-1``.
         """
@@ -193,7 +193,7 @@ class ScoreDetector(EvasionDetector):
         return hasattr(self, "threshold_")
 
     def check_fitted(self) -> None:
-        """Raise :class:`~rce_art.NotFittedError` before ``fit``."""
+        """Raise [`NotFittedError`][rce_art.NotFittedError] before ``fit``."""
         if not self.is_fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(x_train, y_train) first")
 
@@ -346,7 +346,7 @@ class ScoreDetector(EvasionDetector):
 
     @classmethod
     def load(cls, path: str | Path, classifier: Any) -> ScoreDetector:
-        """Load a detector saved by :meth:`save` and attach it to ``classifier`` (the model it was fitted on).
+        """Load a detector saved by [`save`][] and attach it to ``classifier`` (the model it was fitted on).
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
@@ -366,5 +366,5 @@ class ScoreDetector(EvasionDetector):
 def _equal(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
-    except Exception:  # arrays, modules: compared by identity only
+    except Exception:  # noqa: BLE001 (arrays, modules: compared by identity only)
         return False

@@ -4,7 +4,7 @@ Fit steps and the data each sees:
 
 1. ``fit(x, y, ...)`` — the unsupervised part (reference points, class statistics, kernels) on clean training
    data ``(x, y)``, minus a held-out ``calibration_fraction`` when no ``x_calibration`` is given;
-2. the combiner — ``fit(..., x_adv=, x_clean=)`` or :meth:`CombinedDetector.fit_combiner`: z-scoring and a
+2. the combiner — ``fit(..., x_adv=, x_clean=)`` or [`CombinedDetector.fit_combiner`][CombinedDetector.fit_combiner]: z-scoring and a
    logistic regression on the characteristics of ``x_clean`` (and noisy copies, ``x_noisy="auto"``: Gaussian
    noise matched to the attack's mean L2 distortion) vs ``x_adv``, crafted from ``x_clean`` with one attack;
 3. the threshold — on held-out clean inputs (``x_calibration``), at the target false-positive rate.
@@ -32,7 +32,7 @@ __all__ = ["CombinedDetector"]
 class CombinedDetector(ScoreDetector):
     """A detector scoring ``-logit`` of a logistic regression over characteristics ``(N, F)`` (higher = more normal).
 
-    Subclasses implement :meth:`characteristics` (differentiable), ``_fit_unsupervised`` and the persistence
+    Subclasses implement [`characteristics`][] (differentiable), ``_fit_unsupervised`` and the persistence
     hooks ``_unsupervised_state`` / ``_restore_unsupervised``; with ``requires_combiner = False`` they also give
     ``_default_score`` used before a combiner is fitted.
 
@@ -73,7 +73,7 @@ class CombinedDetector(ScoreDetector):
             nb_epochs: Ignored (ART signature).
             **kwargs: ``x_adv`` and ``x_clean`` (adversarial examples and the clean inputs they were crafted
                 from; required unless the detector has a default score), ``x_noisy`` (``"auto"``: matched
-                Gaussian noise, an array, or ``None``; default :attr:`default_x_noisy`), ``attack`` (name
+                Gaussian noise, an array, or ``None``; default `default_x_noisy`), ``attack`` (name
                 recorded in the metadata),
                 ``x_calibration`` (held-out clean inputs; default: ``calibration_fraction`` of ``x``).
 
@@ -102,7 +102,7 @@ class CombinedDetector(ScoreDetector):
         if x_cal is None:
             self._warn_uncalibrated()
             perm = np.random.default_rng(self.seed).permutation(x.shape[0])
-            n_cal = max(1, int(round(self.calibration_fraction * x.shape[0])))
+            n_cal = max(1, round(float(self.calibration_fraction) * x.shape[0]))
             x_cal, fit_idx = x[perm[:n_cal]], np.sort(perm[n_cal:])
         self.nb_classes_ = int(logits.shape[1])
         self._fit_unsupervised(x[fit_idx], y_int[fit_idx], batch_size)
@@ -123,15 +123,15 @@ class CombinedDetector(ScoreDetector):
                      batch_size: int | None = None) -> CombinedDetector:
         """Fit the logistic regression: clean (and noisy) inputs vs adversarial ones of one attack.
 
-        Call :meth:`calibrate` afterwards (``fit`` does): the score, hence the threshold, changes.
+        Call `calibrate` afterwards (``fit`` does): the score, hence the threshold, changes.
 
         Args:
             x_clean: Clean inputs ``(N, ...)`` the adversarial examples were crafted from.
             x_adv: Adversarial examples ``(N, ...)``.
             x_noisy: ``"auto"`` (Gaussian noise with the attack's mean L2 distortion,
-                :func:`~rce_art.detectors.combiner.matched_gaussian_noise`; for a sparse, L0 attack such as JSMA,
-                as many flipped pixels as it changed, :func:`~rce_art.detectors.combiner.matched_flip_noise`), noisy
-                inputs, ``None``, or ``"default"``: the detector's :attr:`default_x_noisy`.
+                [`matched_gaussian_noise`][rce_art.detectors.combiner.matched_gaussian_noise]; for a sparse, L0 attack such as JSMA,
+                as many flipped pixels as it changed, [`matched_flip_noise`][rce_art.detectors.combiner.matched_flip_noise]), noisy
+                inputs, ``None``, or ``"default"``: the detector's `default_x_noisy`.
             attack: Name of the attack, recorded in ``provenance_``.
 
         Returns:
@@ -179,7 +179,7 @@ class CombinedDetector(ScoreDetector):
 
         The characteristics depend on the unsupervised fit only, not on the combiner: detectors fitted on the
         same data with different attacks share them, so a cross-attack evaluation computes them once and
-        scores them with each combiner (:meth:`score_characteristics`).
+        scores them with each combiner ([`score_characteristics`][]).
         """
         self.check_fitted()
         self._check_x(x)

@@ -111,7 +111,7 @@ def matched_flip_noise(x: Any, x_adv: Any, clip_values: tuple[float, float], see
     if xa.shape != aa.shape:
         raise ValueError(f"x and x_adv must have one shape, got {xa.shape} and {aa.shape}")
     flat = xa.reshape(len(xa), -1)
-    k = int(round(float((np.abs(aa - xa).reshape(len(xa), -1) > 1e-6).sum(1).mean())))
+    k = round(float((np.abs(aa - xa).reshape(len(xa), -1) > 1e-6).sum(1).mean()))
     rng = np.random.default_rng(seed)
     noisy = flat.copy()
     lo, hi = clip_values

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,16 +27,16 @@ def encoder_activation_layers(model: nn.Module) -> list[str]:
 
 
 class ERDetector(CombinedDetector):
-    """Kernel density of the code of an :class:`~rce_art.models.ERClassifier`, scored under the predicted class.
+    """Kernel density of the code of an [`ERClassifier`][rce_art.models.ERClassifier], scored under the predicted class.
 
     ER1 (``code="z"``) uses the code ``z = Q(x)``; ER2 (``code="combined"``) the code concatenated with the means
     of the encoder's hidden layers' outputs. One Gaussian kernel per class on training codes (``n_per_class``
     points, true labels), the log-density of an input under the class ``C(Q(x))`` predicts is its
-    characteristic; :meth:`fit_combiner` (or ``fit(..., x_adv=, x_clean=)``) trains the paper's logistic
+    characteristic; `fit_combiner` (or ``fit(..., x_adv=, x_clean=)``) trains the paper's logistic
     regression on clean vs adversarial inputs of one attack (set I; no noisy negatives unless ``x_noisy`` is
     given), after which the score is
     ``-logit`` (higher = more normal). Before a combiner the score is the log-density itself. Differentiable
-    (:meth:`score_tensor`), so adaptive attacks apply.
+    (`score_tensor`), so adaptive attacks apply.
 
     Args:
         classifier: ART ``PyTorchClassifier`` around an ``ERClassifier``, or the module.
@@ -44,7 +44,7 @@ class ERDetector(CombinedDetector):
         means: ER2's hidden-layer summary: ``"layer"`` (one mean per layer, the literal reading; ours) or
             ``"channel"`` (per-channel spatial means).
         bandwidth: ``"auto"`` (leave-one-out likelihood on the training codes; the paper gives none), a sigma,
-            or a key of :data:`~rce_art.detectors.PAPER_BANDWIDTHS`.
+            or a key of [`PAPER_BANDWIDTHS`][rce_art.detectors.PAPER_BANDWIDTHS].
         n_per_class: Kernel points per class (the paper: all training samples; ``None`` for all).
         fpr: Target false-positive rate of the threshold.
         calibration_fraction: Share of ``fit``'s inputs held out for the threshold without ``x_calibration``.
@@ -57,7 +57,7 @@ class ERDetector(CombinedDetector):
         Section 3.3 (ER-Detector) and Section 4.5.
     """
 
-    defence_params = ["classifier", "code", "means", "bandwidth", "n_per_class", "fpr", "calibration_fraction",
+    defence_params: ClassVar[list[str]] = ["classifier", "code", "means", "bandwidth", "n_per_class", "fpr", "calibration_fraction",
                       "batch_size", "seed", "verbose"]
     fit_params = ("classifier", "code", "means", "bandwidth", "n_per_class", "calibration_fraction", "seed")
     format_tag = "rce_art.ERDetector/1"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,15 +19,15 @@ __all__ = ["KDBUDetector"]
 class KDBUDetector(CombinedDetector):
     """KD + BU (Feinman et al. 2017, Section 4.3): characteristics ``[log KD(x), U(x)]``, logistic regression.
 
-    The kernel density is the :class:`~rce_art.KDensityDetector`'s (same bandwidth choices), the uncertainty
-    :func:`~rce_art.detectors.uncertainty.mc_dropout_uncertainty`. The regression is trained on clean + noisy
+    The kernel density is the [`KDensityDetector`][rce_art.KDensityDetector]'s (same bandwidth choices), the uncertainty
+    [`mc_dropout_uncertainty`][rce_art.detectors.uncertainty.mc_dropout_uncertainty]. The regression is trained on clean + noisy
     negatives (noise matched to the attack's mean L2 distortion) vs adversarial examples of one attack, with
     z-scoring statistics of those rows only, and scored on other rows (Feinman et al.'s code fits and scores
     the same rows). Score: ``-logit`` (higher = more normal). A model without dropout gets a clear error.
 
     Args:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` with dropout layers.
-        bandwidth: As in :class:`~rce_art.KDensityDetector` (``"auto"``, ``"paper-rce"``, ``"paper-ce"`` or sigma).
+        bandwidth: As in [`KDensityDetector`][rce_art.KDensityDetector] (``"auto"``, ``"paper-rce"``, ``"paper-ce"`` or sigma).
         n_per_class: Kernel points per class (Feinman et al.: all; the paper's code: 1000).
         mc_samples: MC-dropout passes (paper: 50).
         layer: Feature layer name for models without ``logits_and_features``.
@@ -42,7 +42,7 @@ class KDBUDetector(CombinedDetector):
         arXiv:1703.00410, 2017, Sections 4.1-4.3.
     """
 
-    defence_params = ["classifier", "bandwidth", "n_per_class", "mc_samples", "layer", "fpr", "calibration_fraction",
+    defence_params: ClassVar[list[str]] = ["classifier", "bandwidth", "n_per_class", "mc_samples", "layer", "fpr", "calibration_fraction",
                       "batch_size", "seed", "verbose"]
     fit_params = ("classifier", "bandwidth", "n_per_class", "mc_samples", "layer", "calibration_fraction", "seed")
     format_tag = "rce_art.KDBUDetector/2"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,16 +22,16 @@ class KDensityDetector(ScoreDetector):
     ``log KD(x) = log((1/|X_ŷ|) sum_{z_i in X_ŷ} exp(-||z(x) - z_i||^2 / sigma^2))``
     over final hidden features ``z_i`` of training points of class ``ŷ`` (higher = more normal);
     ``detect`` flags scores below a threshold calibrated on clean data to a target false-positive
-    rate (the shared contract of :class:`~rce_art.detectors.base.ScoreDetector`).
+    rate (the shared contract of [`ScoreDetector`][rce_art.detectors.base.ScoreDetector]).
 
     Args:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` giving ordinary logits
-            (for RCE, the :class:`~rce_art.models.ReverseLogits` model). Its features are
-            taken from ``logits_and_features`` or, failing that, a :class:`~rce_art.models.FeatureTap`.
+            (for RCE, the [`ReverseLogits`][rce_art.models.ReverseLogits] model). Its features are
+            taken from ``logits_and_features`` or, failing that, a [`FeatureTap`][rce_art.models.FeatureTap].
         bandwidth: ``sigma`` as a number, ``"paper-rce"`` / ``"paper-ce"`` (the paper's values
             for its ResNet-32 features, sigma^2 = 0.1/0.26 and 1/0.26), or ``"auto"`` (default):
             leave-one-out likelihood cross-validation on the kernel's training points
-            (:func:`~rce_art.detectors.kernel.select_bandwidth`).
+            ([`select_bandwidth`][rce_art.detectors.kernel.select_bandwidth]).
         n_per_class: Training points per class kept in the kernel, sampled with ``seed``
             (the paper's code uses 1000); ``None`` keeps all.
         layer: Feature layer name for models without ``logits_and_features``.
@@ -55,7 +55,7 @@ class KDensityDetector(ScoreDetector):
         Detection of Adversarial Examples. NeurIPS 2018, Section 3.3.
     """
 
-    defence_params = ["classifier", "bandwidth", "n_per_class", "layer", "fpr", "calibration_fraction", "batch_size",
+    defence_params: ClassVar[list[str]] = ["classifier", "bandwidth", "n_per_class", "layer", "fpr", "calibration_fraction", "batch_size",
                       "seed", "verbose"]
     fit_params = ("classifier", "bandwidth", "n_per_class", "layer", "calibration_fraction", "seed")
     format_tag = "rce_art.KDensityDetector/2"
@@ -134,7 +134,7 @@ class KDensityDetector(ScoreDetector):
             if idx.size == 0:
                 raise ValueError(f"class {c} has no training points; the K-density of class {c} is undefined")
             if x_cal is None:
-                n_cal = max(1, int(round(self.calibration_fraction * idx.size))) if idx.size > 1 else 0
+                n_cal = max(1, round(float(self.calibration_fraction) * idx.size)) if idx.size > 1 else 0
                 cal_idx.append(idx[:n_cal])
                 idx = idx[n_cal:]
             kernel_idx.append(idx if self.n_per_class is None else idx[: self.n_per_class])
@@ -195,7 +195,7 @@ class KDensityDetector(ScoreDetector):
     # ------------------------------------------------------------------ scoring
     @property
     def kernel_bank(self) -> KernelBank:
-        """The fitted per-class kernel, prepared for repeated scoring (:class:`~rce_art.detectors.KernelBank`)."""
+        """The fitted per-class kernel, prepared for repeated scoring ([`KernelBank`][rce_art.detectors.KernelBank])."""
         self.check_fitted()
         return self._bank
 

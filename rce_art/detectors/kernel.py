@@ -113,14 +113,14 @@ def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor] | K
 
     Small problems use one matrix product against all kernel points with the other classes
     masked out of the log-sum-exp (one kernel launch, fast inside attack loops); large ones
-    loop over the classes present (:func:`log_kdensity`). Both centre each query and each kernel
+    loop over the classes present ([`log_kdensity`][]). Both centre each query and each kernel
     point on the mean of the query's class, so both are exact in the same sense.
 
     Args:
         z: Query features ``(N, D)``.
         classes: Class of each query ``(N,)`` (the predicted class in the paper).
-        kernels: One ``(M_c, D)`` tensor of kernel features per class, or a :class:`KernelBank`.
-        sigma: Bandwidth (see :func:`log_kdensity`).
+        kernels: One ``(M_c, D)`` tensor of kernel features per class, or a [`KernelBank`][].
+        sigma: Bandwidth (see [`log_kdensity`][]).
 
     Returns:
         Tensor ``(N,)``, differentiable in ``z``.
@@ -201,7 +201,7 @@ def select_bandwidth(kernels: Sequence[Tensor], n_grid: int = 41, max_queries: i
     The grid spans ``[0.02, 4] x`` the typical within-class distance (the median over
     classes of the median pairwise distance), so it adapts to any model's feature scale.
     This is likelihood cross-validation (Duin 1976; Silverman 1986, Section 3.4.4) on the
-    training points, each held out in turn (:func:`loo_log_likelihood`).
+    training points, each held out in turn (`loo_log_likelihood`).
 
     Args:
         kernels: One ``(M_c, D)`` tensor of training features per class.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ class LIDDetector(CombinedDetector):
     Args:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` (ordinary logits).
         layers: ``"all"`` (the input and every layer called in a forward pass, as Ma et al.) or names (see
-            :func:`~rce_art.detectors.layers.leaf_layers`; ``"input"`` and ``"features"`` are also accepted).
+            [`leaf_layers`][rce_art.detectors.layers.leaf_layers]; ``"input"`` and ``"features"`` are also accepted).
         k: Nearest neighbours of the estimate (paper: 20).
         n_reference: Clean reference points (paper: the minibatch of 100).
         fpr: Target false-positive rate of the threshold.
@@ -82,7 +82,7 @@ class LIDDetector(CombinedDetector):
         Characterizing Adversarial Subspaces Using Local Intrinsic Dimensionality. ICLR 2018, Section 4.
     """
 
-    defence_params = ["classifier", "layers", "k", "n_reference", "fpr", "calibration_fraction", "batch_size", "seed",
+    defence_params: ClassVar[list[str]] = ["classifier", "layers", "k", "n_reference", "fpr", "calibration_fraction", "batch_size", "seed",
                       "verbose"]
     fit_params = ("classifier", "layers", "k", "n_reference", "calibration_fraction", "seed")
     format_tag = "rce_art.LIDDetector/1"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -17,7 +17,7 @@ __all__ = ["ConfidenceDetector", "NonMEDetector"]
 class _LogitMetricDetector(ScoreDetector):
     """A detector whose score is a function of the logits; only the threshold is fitted."""
 
-    defence_params = ["classifier", "fpr", "batch_size", "verbose"]
+    defence_params: ClassVar[list[str]] = ["classifier", "fpr", "batch_size", "verbose"]
     fit_params = ("classifier",)
 
     def __init__(self, classifier: Any, fpr: float = 0.05, batch_size: int = 256, verbose: bool = False) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ class MahalanobisDetector(CombinedDetector):
     (``x_adv`` / ``x_clean``), else the Mahalanobis confidence of the *last* listed layer; higher = more
     normal either way. With ``eps > 0`` each layer's input is first moved by ``eps`` along the sign of the
     gradient that raises that layer's confidence (Lee et al., eq. 4); the sign is treated as a constant in
-    :meth:`score_tensor` (a straight-through approximation for adaptive attacks).
+    `score_tensor` (a straight-through approximation for adaptive attacks).
 
     Args:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` (ordinary logits).
@@ -69,7 +69,7 @@ class MahalanobisDetector(CombinedDetector):
         Adversarial Attacks. NeurIPS 2018, Section 2.
     """
 
-    defence_params = ["classifier", "layers", "eps", "fpr", "calibration_fraction", "batch_size", "seed", "verbose"]
+    defence_params: ClassVar[list[str]] = ["classifier", "layers", "eps", "fpr", "calibration_fraction", "batch_size", "seed", "verbose"]
     fit_params = ("classifier", "layers", "eps", "calibration_fraction", "seed")
     format_tag = "rce_art.MahalanobisDetector/1"
     report_key = "score"

@@ -32,7 +32,7 @@ def save_state(path: str | Path, format_tag: str, meta: dict[str, Any], tensors:
 
 
 def load_state(path: str | Path, format_tag: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """Read ``(meta, tensors)`` written by :func:`save_state` with the same ``format_tag``.
+    """Read ``(meta, tensors)`` written by [`save_state`][] with the same ``format_tag``.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
@@ -53,5 +53,5 @@ def load_state(path: str | Path, format_tag: str) -> tuple[dict[str, Any], dict[
                 raise ValueError(f"{path} was written by another version of rce-art (format {found!r}, this version "
                                  f"reads {format_tag!r}): its scores are not this version's; fit the detector again")
             raise ValueError(f"{path} has format {found!r}, expected {format_tag!r}")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
     return meta, tensors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -144,7 +144,7 @@ class BayesianUncertaintyDetector(CombinedDetector):
         arXiv:1703.00410, 2017, Section 4.1 (Bayesian neural network uncertainty).
     """
 
-    defence_params = ["classifier", "mc_samples", "fpr", "calibration_fraction", "batch_size", "seed", "verbose"]
+    defence_params: ClassVar[list[str]] = ["classifier", "mc_samples", "fpr", "calibration_fraction", "batch_size", "seed", "verbose"]
     fit_params = ("classifier", "mc_samples", "calibration_fraction", "seed")
     format_tag = "rce_art.BayesianUncertaintyDetector/2"
     report_key = "neg_uncertainty"

@@ -16,7 +16,7 @@ def success_at_fpr(clean_scores: np.ndarray, adv_scores: np.ndarray, goal_met: n
     """SR@fpr: fraction of attacked inputs that meet the attack's goal AND are not flagged.
 
     The threshold is fixed on held-out clean scores so that a fraction ``fpr`` of them is flagged
-    (:func:`~rce_art.detectors.calibrate_threshold`; higher score = more normal) — never on attacked inputs.
+    ([`calibrate_threshold`][rce_art.detectors.calibrate_threshold]; higher score = more normal) — never on attacked inputs.
     SR@5 and SR@50 (Bryniarski et al. 2022) use ``fpr = 0.05`` and ``0.5``.
 
     Args:

@@ -45,7 +45,7 @@ def evaluate_detectors(
     """Score one attack with every fitted detector of ``detectors`` (name -> detector on the same model).
 
     AUC and TPR at ``fpr`` are over the protocol's kept pairs (clean input correct, attacked input wrong;
-    Pang et al. Sec. 4.3); ACC-NADV / ACC-COM (:func:`acc_criteria`) use each detector's calibrated
+    Pang et al. Sec. 4.3); ACC-NADV / ACC-COM ([`acc_criteria`][]) use each detector's calibrated
     threshold over all attacked inputs. Evaluate on inputs no fit step of the detectors saw.
 
     Returns:

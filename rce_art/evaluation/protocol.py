@@ -3,7 +3,7 @@
 Only pairs where the clean input is classified correctly *and* its adversarial
 counterpart is misclassified are scored. Each metric scores both members of a pair
 (higher = more normal) and the ROC-AUC of telling them apart is reported. Confidence is
-ranked by its log-odds (:func:`~rce_art.metrics.confidence_log_odds`), which orders inputs
+ranked by its log-odds ([`confidence_log_odds`][rce_art.metrics.confidence_log_odds]), which orders inputs
 as the confidence does but never ties where float32 rounds the confidence to 1.0.
 """
 
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 METRICS = ("confidence", "non_me", "kdensity")
-"""The paper's three metrics, reported by :func:`evaluate_attack`."""
+"""The paper's three metrics, reported by [`evaluate_attack`][]."""
 RANK_BY = {"confidence": "confidence_log_odds", "non_me": "non_me", "kdensity": "kdensity"}
 """The score each metric is ranked by for AUC and TPR: the same ordering, without float32 ties."""
 
@@ -43,7 +43,7 @@ def metric_scores(detector: Any, x: Any, batch_size: int | None = None) -> dict[
     """Confidence, non-ME and log K-density of inputs from one forward pass (higher = more normal).
 
     Args:
-        detector: A fitted :class:`~rce_art.detectors.KDensityDetector`.
+        detector: A fitted [`KDensityDetector`][rce_art.detectors.KDensityDetector].
         x: Inputs ``(N, *input_shape)``.
 
     Returns:
@@ -82,13 +82,13 @@ def evaluate_attack(
         fpr: False-positive rate for the TPR column.
         detectors: More fitted detectors of the family on the same model, by name: each adds
             ``auc_<name>``, ``tpr_<name>``, ``acc_nadv_<name>`` and ``acc_com_<name>``
-            (:func:`~rce_art.evaluation.evaluate_detectors`).
+            ([`evaluate_detectors`][rce_art.evaluation.evaluate_detectors]).
         **labels: Extra fields copied into the record (e.g. ``attack="FGSM"``, ``model="RCE"``).
 
     Returns:
         A record: ``n``, ``success_rate`` (adversarial misclassified among clean-correct),
         ``n_pairs``, ``distortion`` (mean over kept pairs), and ``auc_<metric>`` and
-        ``tpr_<metric>`` for each of :data:`METRICS` (ranked by :data:`RANK_BY`).
+        ``tpr_<metric>`` for each of [`METRICS`][] (ranked by `RANK_BY`).
     """
     record = report_from_scores(example_scores(detector, x, x_adv, y, clip_values), fpr, **labels)
     if detectors:
@@ -99,10 +99,10 @@ def evaluate_attack(
 
 def example_scores(detector: Any, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray,
                    clip_values: tuple[float, float]) -> dict[str, np.ndarray]:
-    """The per-example half of :func:`evaluate_attack`: everything its record is computed from.
+    """The per-example half of [`evaluate_attack`][]: everything its record is computed from.
 
     Per-example results can be computed on shards of the examples (processes, jobs), concatenated in
-    order and handed to :func:`report_from_scores`, which then gives the record of the whole run.
+    order and handed to [`report_from_scores`][], which then gives the record of the whole run.
 
     Args:
         detector: A fitted K-density detector on the attacked model.
@@ -113,7 +113,7 @@ def example_scores(detector: Any, x: np.ndarray, x_adv: np.ndarray, y: np.ndarra
 
     Returns:
         Arrays of length ``N``: ``y``, ``distortion``, and ``clean_<s>`` / ``adv_<s>`` for each ranking
-        score ``s`` of :data:`RANK_BY` and for ``predicted_class``.
+        score ``s`` of `RANK_BY` and for ``predicted_class``.
     """
     y = np.asarray(y).ravel()
     keys = (*sorted(set(RANK_BY.values())), "predicted_class")
@@ -129,15 +129,15 @@ def example_scores(detector: Any, x: np.ndarray, x_adv: np.ndarray, y: np.ndarra
 
 
 def report_from_scores(scores: Mapping[str, np.ndarray], fpr: float = 0.05, **labels: Any) -> dict[str, Any]:
-    """The record of :func:`evaluate_attack` from the per-example results of :func:`example_scores`.
+    """The record of [`evaluate_attack`][] from the per-example results of [`example_scores`][].
 
     Args:
-        scores: Output of :func:`example_scores` (possibly concatenated over shards, in example order).
+        scores: Output of [`example_scores`][] (possibly concatenated over shards, in example order).
         fpr: False-positive rate for the TPR columns.
         **labels: Extra fields copied into the record.
 
     Returns:
-        The record (see :func:`evaluate_attack`).
+        The record (see [`evaluate_attack`][]).
     """
     y = np.asarray(scores["y"])
     keep = kept_pairs(y, scores["clean_predicted_class"], scores["adv_predicted_class"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,7 +76,7 @@ def detector_pgd_sanity(
     budgets: Sequence[int] = (25, 50, 100),
     unbounded_steps: int = 200,
 ) -> dict[str, Any]:
-    """Check that a fixed-budget adaptive evaluation (:class:`~rce_art.attacks.DetectorPGD`) is not broken.
+    """Check that a fixed-budget adaptive evaluation ([`DetectorPGD`][rce_art.attacks.DetectorPGD]) is not broken.
 
     Reports, for any detector of the family (Carlini et al., "On Evaluating Adversarial Robustness", 2019):
 
@@ -114,7 +115,7 @@ def _report(budgets: Sequence[int], rates: list[float], unbounded: float, grad: 
     return {
         "budgets": list(budgets),
         "success_by_budget": rates,
-        "monotone": all(b >= a - 1e-9 for a, b in zip(rates, rates[1:])),
+        "monotone": all(b >= a - 1e-9 for a, b in itertools.pairwise(rates)),
         "unbounded_misclassification": unbounded,
         "zero_grad_fraction": float((g.abs().sum(1) == 0).float().mean()),
         "nonfinite_grad_fraction": float((~torch.isfinite(g).all(1)).float().mean()),

@@ -1,10 +1,10 @@
 """Attack evaluation sharded by example: across torchrun processes, or across independent jobs.
 
-Each process (or job) attacks a contiguous slice of the examples (:func:`rce_art.distributed.shard_slice`,
+Each process (or job) attacks a contiguous slice of the examples ([`rce_art.distributed.shard_slice`][rce_art.distributed.shard_slice],
 boundaries on multiples of the attack's batch size, so every batch is one the single-process run would
-run) and computes the per-example results of :func:`~rce_art.evaluation.example_scores`. Under torchrun
-the slices are gathered in rank order; offline, each job writes its slice with :func:`save_shard` and
-:func:`load_shards` puts them back together. :func:`~rce_art.evaluation.report_from_scores` then gives
+run) and computes the per-example results of [`example_scores`][rce_art.evaluation.example_scores]. Under torchrun
+the slices are gathered in rank order; offline, each job writes its slice with [`save_shard`][] and
+[`load_shards`][] puts them back together. [`report_from_scores`][rce_art.evaluation.report_from_scores] then gives
 the record of the whole run: identical to a single-process run for deterministic attacks. (Attacks that
 draw random numbers draw them per call, so a shard's random start differs from the whole run's.)
 """
@@ -74,7 +74,7 @@ def save_shard(path: str | Path, parts: Mapping[str, Mapping[str, Any]], *, shar
             combination (e.g. ``"RCE|fgsm|auto"``); ``info`` holds per-job numbers (timings, settings).
         shard: ``(i, n_shards)``.
         n: Total number of examples of the whole run.
-        meta: Settings that every job of the run must share (checked by :func:`load_shards`).
+        meta: Settings that every job of the run must share (checked by [`load_shards`][]).
 
     Returns:
         The path written.
@@ -92,7 +92,7 @@ def load_shards(paths: Sequence[str | Path]) -> tuple[dict[str, dict[str, Any]],
     """Read the JSON files of every job of a run and concatenate their scores in shard order.
 
     Args:
-        paths: The files written by :func:`save_shard`, in any order.
+        paths: The files written by [`save_shard`][], in any order.
 
     Returns:
         ``(parts, meta)``: ``parts[key] = {"scores": concatenated arrays, "info": [info of shard 0, ...]}``.

@@ -20,7 +20,7 @@ __all__ = ["ComposedObjective", "LogitSqueezingLoss", "OutputVarianceLoss", "RCE
 
 
 class RCESmoothingLoss(nn.Module):
-    """Module form of :func:`~rce_art.losses.rce_smoothing_loss`: ``CE - weight * R_y^T log F``.
+    """Module form of [`rce_smoothing_loss`][rce_art.losses.rce_smoothing_loss]: ``CE - weight * R_y^T log F``.
 
     Args:
         weight: ``lambda >= 0``; 0 is CE.
@@ -43,7 +43,7 @@ class RCESmoothingLoss(nn.Module):
 
 
 class LogitSqueezingLoss(nn.Module):
-    """Module form of :func:`~rce_art.losses.logit_squeezing` (the penalty alone; ``y`` is ignored).
+    """Module form of [`logit_squeezing`][rce_art.losses.logit_squeezing] (the penalty alone; ``y`` is ignored).
 
     Args:
         squared: Penalise the squared norm.
@@ -65,7 +65,7 @@ class LogitSqueezingLoss(nn.Module):
 
 
 class OutputVarianceLoss(nn.Module):
-    """Module form of :func:`~rce_art.losses.output_variance_loss`: ``CE + weight * output_variance``.
+    """Module form of [`output_variance_loss`][rce_art.losses.output_variance_loss]: ``CE + weight * output_variance``.
 
     Args:
         weight: ``lambda >= 0`` (1 in the report).

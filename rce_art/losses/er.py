@@ -1,8 +1,8 @@
 """ER-Classifier's objectives (Li et al., Algorithm 1) and the TRADES loss used by ER-TRADES.
 
 The critic ``D`` estimates the 1-Wasserstein distance between the codes ``Q(x)`` and the prior ``N(0, I)`` in
-Kantorovich-Rubinstein dual form (WGAN): the critic *ascends* :func:`critic_objective`, the encoder *ascends*
-:func:`encoder_prior_objective` (pulling its codes toward where the critic scores the prior).
+Kantorovich-Rubinstein dual form (WGAN): the critic *ascends* [`critic_objective`][], the encoder *ascends*
+[`encoder_prior_objective`][] (pulling its codes toward where the critic scores the prior).
 
 References:
     Li, Min, Yu, Hsieh, Lee, Kruus. Defending Against Adversarial Examples by Regularized Deep Embedding

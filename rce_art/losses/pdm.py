@@ -68,14 +68,14 @@ def reduce_variance_loss(z: Tensor, labels: Tensor) -> Tensor:
 
 
 class SiameseCosineLoss(nn.Module):
-    """Module form of :func:`siamese_cosine_loss`. Shapes: ``z1, z2 (N, D)``, ``same (N,)`` -> scalar."""
+    """Module form of [`siamese_cosine_loss`][]. Shapes: ``z1, z2 (N, D)``, ``same (N,)`` -> scalar."""
 
     def forward(self, z1: Tensor, z2: Tensor, same: Tensor) -> Tensor:
         return siamese_cosine_loss(z1, z2, same)
 
 
 class ReduceVarianceLoss(nn.Module):
-    """Module form of :func:`reduce_variance_loss`. Shapes: ``z (N, D)``, ``labels (N,)`` -> scalar."""
+    """Module form of [`reduce_variance_loss`][]. Shapes: ``z (N, D)``, ``labels (N,)`` -> scalar."""
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:
         return reduce_variance_loss(z, labels)

@@ -36,7 +36,7 @@ def reverse_cross_entropy(logits: Tensor, y: Tensor, reduction: str = "mean") ->
     being *trained*. Minimising RCE makes that network a *reverse* classifier: it puts
     the lowest probability on the true class and a uniform distribution on the others.
     At inference the logits are negated, ``F_R(x) = softmax(-Z(x))`` (wrap the trained
-    network in :class:`rce_art.models.ReverseLogits`), which gives ordinary predictions.
+    network in [`rce_art.models.ReverseLogits`][rce_art.models.ReverseLogits]), which gives ordinary predictions.
     Do not pass already-reversed logits to this loss.
 
     Args:
@@ -63,7 +63,7 @@ def reverse_cross_entropy(logits: Tensor, y: Tensor, reduction: str = "mean") ->
 
 
 class ReverseCrossEntropyLoss(nn.Module):
-    """Module form of :func:`reverse_cross_entropy` (paper eq. 4).
+    """Module form of [`reverse_cross_entropy`][] (paper eq. 4).
 
     Args:
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.

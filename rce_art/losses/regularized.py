@@ -2,7 +2,7 @@
 squeezing and output variance minimisation (OVM), plus standard (Szegedy) label smoothing beside them.
 
 Each objective is one short function of the raw logits ``Z`` and integer labels ``y``; module forms
-are in :mod:`rce_art.losses.composed`.
+are in [`rce_art.losses.composed`][rce_art.losses.composed].
 
 References:
     Y. Lemesle, C. Vernade. From investigating detection of adversarial examples to achieving better
@@ -38,8 +38,8 @@ def rce_smoothing_loss(logits: Tensor, y: Tensor, weight: float = 1.0, reduction
 
     This is what Lemesle & Vernade (after Pang et al.) call "label smoothing"; it is **not** Szegedy's
     mixing of the one-hot target with the uniform distribution (torch's ``label_smoothing=``, here
-    :func:`label_smoothing_cross_entropy`). ``weight = 0`` is CE exactly; as ``weight`` grows the
-    objective divided by ``weight`` tends to :func:`~rce_art.losses.reverse_cross_entropy`.
+    [`label_smoothing_cross_entropy`][]). ``weight = 0`` is CE exactly; as ``weight`` grows the
+    objective divided by ``weight`` tends to [`reverse_cross_entropy`][rce_art.losses.reverse_cross_entropy].
 
     The objective equals ``(1 + weight)`` times CE against the soft target ``(onehot(y) + weight * R_y) /
     (1 + weight)``, so its minimiser puts ``1 / (1 + weight)`` on the true class and ``weight / ((1 + weight)
@@ -72,7 +72,7 @@ def rce_smoothing_loss(logits: Tensor, y: Tensor, weight: float = 1.0, reduction
 def label_smoothing_cross_entropy(logits: Tensor, y: Tensor, epsilon: float = 0.1, reduction: str = "mean") -> Tensor:
     """Standard (Szegedy et al. 2016) label smoothing: CE against ``(1 - eps) onehot(y) + eps / L``.
 
-    Offered beside :func:`rce_smoothing_loss` for comparison; the same as torch's
+    Offered beside [`rce_smoothing_loss`][] for comparison; the same as torch's
     ``F.cross_entropy(..., label_smoothing=epsilon)``, with this package's input checks.
 
     Args:

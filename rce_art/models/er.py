@@ -23,7 +23,7 @@ class ERClassifier(nn.Module):
         head_hidden: Hidden width of the classifier head; 0 (default) for a linear head ``Linear(k, m)``
             (ours: the paper's architectures are in its missing appendix).
         variational: VAE encoder (the VAE-CLA ablation): the encoder outputs ``(mu, log_var)``; in training
-            mode the code is sampled by reparameterisation and :attr:`last_kl` holds ``KL(q(z|x) || N(0, I))``
+            mode the code is sampled by reparameterisation and `last_kl` holds ``KL(q(z|x) || N(0, I))``
             per example; in eval mode the code is ``mu``.
 
     Shape:
@@ -42,7 +42,7 @@ class ERClassifier(nn.Module):
 
     @classmethod
     def small(cls, in_channels: int, num_classes: int, k: int = 32, width: int = 32, **kwargs: object) -> ERClassifier:
-        """A :class:`~rce_art.SmallCNN` trunk whose output layer maps to the code (``2k`` if variational)."""
+        """A [`SmallCNN`][rce_art.SmallCNN] trunk whose output layer maps to the code (``2k`` if variational)."""
         out = 2 * k if kwargs.get("variational") else k
         return cls(SmallCNN(in_channels, out, width=width), k, num_classes, **kwargs)  # type: ignore[arg-type]
 

@@ -1,7 +1,7 @@
 """Estimators: build ART ``PyTorchClassifier`` objects and see through them to the torch model.
 
 Every component that takes "a classifier" (trainers, detectors, attacks) accepts an ART
-``PyTorchClassifier`` or a plain ``nn.Module`` and looks at it through a :class:`TorchView`:
+``PyTorchClassifier`` or a plain ``nn.Module`` and looks at it through a [`TorchView`][]:
 the torch module, its device, clip values, input shape, and the estimator's preprocessing as a
 differentiable torch function, so that training, detection and attacks all see inputs exactly as
 ART's ``predict`` does.
@@ -34,7 +34,7 @@ def make_art_classifier(
 
     Args:
         model: Module mapping ``(N, *input_shape)`` to ordinary logits ``(N, nb_classes)``
-            (for an RCE-trained network, wrap it in :class:`rce_art.models.ReverseLogits` first).
+            (for an RCE-trained network, wrap it in [`rce_art.models.ReverseLogits`][rce_art.models.ReverseLogits] first).
         input_shape: Shape of one input, e.g. ``(1, 8, 8)``.
         nb_classes: Number of classes.
         clip_values: ``(min, max)`` pixel range, handed to every ART attack.
@@ -142,7 +142,7 @@ class TorchView:
 
     @property
     def has_preprocessing(self) -> bool:
-        """Whether :meth:`preprocess` changes inputs (an estimator with non-identity preprocessing)."""
+        """Whether [`preprocess`][] changes inputs (an estimator with non-identity preprocessing)."""
         if self.estimator is None:
             return False
         ops = self.estimator.preprocessing_operations
@@ -156,7 +156,7 @@ class Preprocessed(nn.Module):
     ``predict`` gives it. ``logits_and_features`` is forwarded when the model has it.
 
     Args:
-        view: The :class:`TorchView` whose preprocessing is applied.
+        view: The [`TorchView`][] whose preprocessing is applied.
         model: The module to call after preprocessing (default: ``view.model``).
     """
 
@@ -175,7 +175,7 @@ class Preprocessed(nn.Module):
 
 
 def resolve_model(classifier: Any) -> TorchView:
-    """Return a :class:`TorchView` of an ART ``PyTorchClassifier`` or a plain ``nn.Module``.
+    """Return a [`TorchView`][] of an ART ``PyTorchClassifier`` or a plain ``nn.Module``.
 
     Raises:
         TypeError: If ``classifier`` is neither.

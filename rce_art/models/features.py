@@ -2,7 +2,7 @@
 
 Every model in the library answers ``model.logits_and_features(x) -> (logits, features)``
 where ``features`` is the input of the last linear layer, flattened to ``(N, D)``. The
-library's own models implement it directly; :class:`FeatureTap` gives it to any user
+library's own models implement it directly; [`FeatureTap`][] gives it to any user
 ``nn.Module`` with a hook registered once (not on every call, as ART's
 ``get_activations`` does).
 """
@@ -44,7 +44,7 @@ class FeatureTap(nn.Module):
     The final hidden layer is the *input* of ``layer``: by default the last
     ``nn.Linear`` registered in ``model`` (for a sequential classifier, its output
     layer); name another module with ``layer`` when that guess is wrong. A forward
-    pre-hook is added for the duration of each :meth:`logits_and_features` call and removed
+    pre-hook is added for the duration of each [`logits_and_features`][] call and removed
     after it, so no hook stays on the user's module.
 
     Args:
@@ -89,14 +89,14 @@ class FeatureTap(nn.Module):
 
 
 def as_feature_model(model: nn.Module, layer: str | None = None) -> nn.Module:
-    """Return ``model`` if it already gives features (and ``layer`` is ``None``), else a :class:`FeatureTap`."""
+    """Return ``model`` if it already gives features (and ``layer`` is ``None``), else a [`FeatureTap`][]."""
     if layer is None and isinstance(model, FeatureModel):
         return model
     return FeatureTap(model, layer)
 
 
 def logits_and_features(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Call ``model.logits_and_features(x)``; wrap ``model`` in :class:`FeatureTap` first if it has none."""
+    """Call ``model.logits_and_features(x)``; wrap ``model`` in [`FeatureTap`][] first if it has none."""
     if isinstance(model, FeatureModel):
         return model.logits_and_features(x)
     return FeatureTap(model).logits_and_features(x)

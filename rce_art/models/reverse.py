@@ -20,7 +20,7 @@ class ReverseLogits(nn.Module):
     Args:
         model: The RCE-trained network producing raw logits ``Z``.
         layer: Feature layer name for models without ``logits_and_features`` (see
-            :class:`rce_art.models.FeatureTap`).
+            [`rce_art.models.FeatureTap`][rce_art.models.FeatureTap]).
 
     Shape:
         - input: ``(N, ...)``; output: ``(N, L)`` reversed logits.

@@ -13,7 +13,7 @@ class SmallCNN(nn.Module):
     Works for any number of channels and any input size >= 2x2. Inputs of side >= 16
     (MNIST, CIFAR-10) are max-pooled once more after the first convolution, which
     keeps a training epoch on 60,000 28x28 images to about a minute on 2 CPU cores.
-    The final hidden layer (the input of :attr:`fc`) has ``hidden_dim`` units. Batch norm matters for
+    The final hidden layer (the input of `fc`) has ``hidden_dim`` units. Batch norm matters for
     RCE: without it, reverse cross-entropy stalls near the uniform output on digits.
 
     Args:
@@ -22,7 +22,7 @@ class SmallCNN(nn.Module):
         hidden_dim: Size of the final hidden layer.
         width: Channels of the first convolution (the others use ``2 * width``).
         dropout: Dropout rate before the output layer (0: none, no module). Needed by MC-dropout
-            detectors such as :class:`~rce_art.detectors.BayesianUncertaintyDetector` (Feinman et al. use 0.5).
+            detectors such as [`BayesianUncertaintyDetector`][rce_art.detectors.BayesianUncertaintyDetector] (Feinman et al. use 0.5).
 
     Shape:
         - input: ``(N, in_channels, H, W)``; output: ``(N, num_classes)`` logits.

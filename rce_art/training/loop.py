@@ -93,7 +93,7 @@ def _as_loader(data: Any, batch_size: int, seed: int) -> Iterable:
     """A loader over ``data``: arrays are shuffled per epoch (seed + epoch) and sharded across processes.
 
     ``batch_size`` is the global batch: each of ``W`` processes takes its share of the same per-epoch
-    permutation's batch (:class:`_ArrayBatches`), so the union of the processes' k-th batches is the
+    permutation's batch ([`_ArrayBatches`][]), so the union of the processes' k-th batches is the
     single-process run's k-th batch and every example is visited once per epoch.
     """
     if isinstance(data, DataLoader):
@@ -151,11 +151,11 @@ def train_model(
         schedule: ``"piecewise"`` (``milestones``/``gamma``, Pang et al.) or ``"cosine"`` (annealing to 0
             over all steps, Lemesle & Vernade; ``milestones`` and ``gamma`` are then unused).
         augment: ``augment(x, generator) -> x`` applied to every training batch (e.g.
-            :func:`rce_art.data.augment.random_crop_flip`); its generator is seeded from ``seed``.
+            `rce_art.data.augment.random_crop_flip`); its generator is seeded from ``seed``.
         post_step: Called after every optimiser step (e.g. ER-Classifier's encoder step, Algorithm 1 line 9).
 
     Distributed training: under ``torchrun`` (a process group of more than one process, see
-    :func:`rce_art.distributed.init_distributed`) the model is wrapped in ``DistributedDataParallel``;
+    [`rce_art.distributed.init_distributed`][rce_art.distributed.init_distributed]) the model is wrapped in ``DistributedDataParallel``;
     ``batch_size`` stays the *global* batch (each of ``W`` processes takes every ``W``-th example of the same
     per-epoch permutation's batch, with no padding: every example is visited exactly once per epoch, for any
     ``N``), so the number of steps and the learning-rate schedule are those of a single-process run, the k-th
@@ -167,7 +167,7 @@ def train_model(
     A ``DataLoader`` passed in must shard itself (``DistributedSampler``); its ``set_epoch`` is called.
 
     Returns:
-        :class:`TrainHistory`. The model is left in eval mode.
+        [`TrainHistory`][]. The model is left in eval mode.
 
     Raises:
         ValueError: If ``epochs`` or ``batch_size`` < 1, on an unknown schedule, or on invalid data.

@@ -18,19 +18,19 @@ class ObjectiveTrainer(TorchTrainer):
     """Train on ``objective(logits, y)``: label smoothing toward RCE, logit squeezing, OVM and any mix.
 
     One trainer for every combination (Lemesle & Vernade's eq. 3 grid, OVM, standard label smoothing):
-    pass a :class:`~rce_art.losses.ComposedObjective` or any callable of one batch's raw logits and labels.
+    pass a [`ComposedObjective`][rce_art.losses.ComposedObjective] or any callable of one batch's raw logits and labels.
 
     Example:
         >>> from rce_art.losses import ComposedObjective
         >>> trainer = ObjectiveTrainer(classifier, ComposedObjective(output_variance=1.0))  # doctest: +SKIP
 
     Args:
-        classifier: ART ``PyTorchClassifier`` around the network, or the module (see :class:`TorchTrainer`).
+        classifier: ART ``PyTorchClassifier`` around the network, or the module (see [`TorchTrainer`][]).
         objective: ``objective(logits (N, L), y (N,)) -> scalar`` on raw logits; default
             ``ComposedObjective()``, i.e. plain cross-entropy.
         reverse: The objective trains a *reverse* classifier (RCE-like: lowest probability on the true
-            class); :meth:`get_model` then wraps the network in :class:`~rce_art.models.ReverseLogits`.
-        **kwargs: Loop settings of :class:`TorchTrainer` (``epochs``, ``lr``, ``weight_decay``,
+            class); `get_model` then wraps the network in [`ReverseLogits`][rce_art.models.ReverseLogits].
+        **kwargs: Loop settings of [`TorchTrainer`][] (``epochs``, ``lr``, ``weight_decay``,
             ``schedule``, ``augment``, ...).
 
     Raises:

@@ -59,18 +59,18 @@ class PartnerSampler:
 class PDMTrainer(TorchTrainer):
     """Penetration Distortion Maximization training (PDM paper, Algorithm 1) and its ablations.
 
-    Each mini-batch gets a Siamese partner per sample (:class:`PartnerSampler`); one forward pass
+    Each mini-batch gets a Siamese partner per sample ([`PartnerSampler`][]); one forward pass
     over ``[x; partners]`` gives logits and final hidden embeddings, and the loss is
     ``cls(x) + cls(partner) + rvl_weight * RVL + siamese_weight * SL`` with ``cls`` the RCE
     (``classification="rce"``, PDM) or CE (``"ce"``, the "Siamese + RVL" ablation), RVL the
     reduce-variance loss over the embeddings of both members, and SL the Siamese cosine loss.
     Partners are drawn uniformly from the whole training set passed to ``fit`` (Algorithm 1), and
     both members go through the estimator's preprocessing, as in every trainer.
-    For RCE, :meth:`get_model` / :meth:`get_classifier` apply reverse logits. Other arguments as
-    in :class:`~rce_art.CETrainer` (SGD, piecewise schedule, seed).
+    For RCE, `get_model` / `get_classifier` apply reverse logits. Other arguments as
+    in [`CETrainer`][rce_art.CETrainer] (SGD, piecewise schedule, seed).
 
     Distributed (torchrun): every process holds the whole training set and draws partners from all of
-    it with its own generator (:func:`rce_art.distributed.rank_seed`); the reduce-variance and Siamese terms
+    it with its own generator ([`rce_art.distributed.rank_seed`][rce_art.distributed.rank_seed]); the reduce-variance and Siamese terms
     are over each process's share of the global batch.
 
     Args:
@@ -82,7 +82,7 @@ class PDMTrainer(TorchTrainer):
         classification: ``"rce"`` (PDM) or ``"ce"`` (Siamese + RVL ablation).
         rvl_space: ``"unit"`` (default): RVL on L2-normalised embeddings, scale-free like the cosine
             Siamese term; ``"raw"``: eq. 5 on the embeddings as they are. Measured on digits with
-            :class:`~rce_art.models.SmallCNN` (lr 0.1, 10 epochs), ``"raw"`` at weight 1 collapses the
+            [`SmallCNN`][rce_art.models.SmallCNN] (lr 0.1, 10 epochs), ``"raw"`` at weight 1 collapses the
             embedding (99% of features zero, 38% accuracy): the variance is cheapest to reduce by
             shrinking the embedding. ``"unit"`` trains to 99.8% with a lower Davies-Bouldin index than RCE.
         **kwargs: Shared trainer arguments (``epochs``, ``lr``, ``batch_size``, ``seed``, ...).

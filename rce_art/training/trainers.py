@@ -32,7 +32,7 @@ class TorchTrainer(Trainer):
 
     Args:
         classifier: ART ``PyTorchClassifier`` around the network to train, or the ``nn.Module``
-            itself (then pass ``clip_values`` so that :meth:`get_classifier` can build one).
+            itself (then pass ``clip_values`` so that `get_classifier` can build one).
             The classifier's own loss and optimizer are not used.
         epochs: Passes over the training data.
         batch_size: Mini-batch size (paper: 128).
@@ -48,7 +48,7 @@ class TorchTrainer(Trainer):
         schedule: ``"piecewise"`` (default, Pang et al.) or ``"cosine"`` annealing (Lemesle & Vernade).
         augment: ``None`` (default), ``"crop"``, ``"flip"`` or ``"crop-flip"``: random crops after padding
             by ``crop_padding`` pixels of the lowest pixel value and/or random horizontal flips, on every
-            batch (CIFAR-10 standard; :func:`rce_art.data.augment.random_crop_flip`).
+            batch (CIFAR-10 standard; `rce_art.data.augment.random_crop_flip`).
         crop_padding: Padding of the random crop (4 for CIFAR-10).
 
     Defaults are the paper's (``rce_art.settings.SGD``); ``rce_art.settings.LEMESLE_SGD`` holds the
@@ -174,7 +174,7 @@ class TorchTrainer(Trainer):
     def fit_loader(self, loader: DataLoader) -> TorchTrainer:
         """Train on a ``DataLoader`` yielding ``(x, y)`` batches with integer labels (raw inputs).
 
-        The input shape and the number of classes (for :meth:`get_classifier`) are read off the first batch.
+        The input shape and the number of classes (for `get_classifier`) are read off the first batch.
         """
         xb, _ = next(iter(loader))
         module = self.training_module()
@@ -189,7 +189,7 @@ class TorchTrainer(Trainer):
         return self._view.model
 
     def _reversed_model(self) -> nn.Module:
-        """The network wrapped in :class:`~rce_art.models.ReverseLogits` (one wrapper, made once): the model of
+        """The network wrapped in [`ReverseLogits`][rce_art.models.ReverseLogits] (one wrapper, made once): the model of
         trainers whose objective makes a reverse classifier (RCE and the like)."""
         if not hasattr(self, "_reversed"):
             self._reversed = ReverseLogits(self._view.model)
@@ -198,7 +198,7 @@ class TorchTrainer(Trainer):
     def get_classifier(self) -> Any:
         """The trained network as an ART ``PyTorchClassifier`` whose predictions are ordinary.
 
-        For an ART input, the same estimator (CE) or one like it around :meth:`get_model` (RCE, PDM):
+        For an ART input, the same estimator (CE) or one like it around `get_model` (RCE, PDM):
         shape, classes, clip values, preprocessing and defences carried over. The same object is
         returned on every call.
 
@@ -219,8 +219,8 @@ class TorchTrainer(Trainer):
 
     @property
     def classifier(self) -> Any:
-        """The classifier with ordinary predictions: :meth:`get_classifier` where it can be built, else
-        :meth:`get_model` (ART's ``Trainer.classifier``, which rce-art 0.1 left as the raw network)."""
+        """The classifier with ordinary predictions: `get_classifier` where it can be built, else
+        `get_model` (ART's ``Trainer.classifier``, which rce-art 0.1 left as the raw network)."""
         try:
             return self.get_classifier()
         except ValueError:
@@ -228,7 +228,7 @@ class TorchTrainer(Trainer):
 
 
 class CETrainer(TorchTrainer):
-    """Standard cross-entropy training (the paper's baseline). Arguments as in :class:`TorchTrainer`."""
+    """Standard cross-entropy training (the paper's baseline). Arguments as in [`TorchTrainer`][]."""
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(logits, y)
@@ -237,10 +237,10 @@ class CETrainer(TorchTrainer):
 class RCETrainer(TorchTrainer):
     """Reverse cross-entropy training with reverse logits (Pang et al. 2018, Section 3.2).
 
-    Trains the network on :func:`~rce_art.losses.reverse_cross_entropy` of its raw logits
-    ``Z``; :meth:`get_model`, :meth:`get_classifier` and :attr:`classifier` give it wrapped in
-    :class:`~rce_art.models.ReverseLogits`, so predictions are ordinary. Arguments as in
-    :class:`TorchTrainer`.
+    Trains the network on [`reverse_cross_entropy`][rce_art.losses.reverse_cross_entropy] of its raw logits
+    ``Z``; `get_model`, `get_classifier` and `classifier` give it wrapped in
+    [`ReverseLogits`][rce_art.models.ReverseLogits], so predictions are ordinary. Arguments as in
+    [`TorchTrainer`][].
     """
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
