@@ -11,6 +11,7 @@ ER-Classifier; each attack targets the network its detector sits on (oblivious t
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 import _common as C
@@ -67,10 +68,13 @@ def detection_tables(base: Any, er: Any, data: ra.Dataset, args: argparse.Namesp
     adv = {(m, a): craft(a, clf, x, eps, args) for m, clf in (("base", base), ("er", er)) for a in ATTACKS}
     fit = (data.x_train, data.y_train)
     xI_pgd = adv[("base", "pgd")][sets["I"]]
-    dets = {"KD": ra.KDensityDetector(base, seed=args.seed).fit(*fit),
-            "LID": ra.LIDDetector(base, seed=args.seed).fit(*fit, x_clean=x[sets["I"]], x_adv=xI_pgd, x_noisy=None),
-            "ER1": ra.ERDetector(er, code="z", seed=args.seed).fit(*fit),
-            "ER2": ra.ERDetector(er, code="combined", seed=args.seed).fit(*fit)}
+    with warnings.catch_warnings():  # the paper decides by the regression (p >= 0.5): the threshold is unused
+        warnings.simplefilter("ignore", ra.CalibrationWarning)
+        dets = {"KD": ra.KDensityDetector(base, seed=args.seed).fit(*fit),
+                "LID": ra.LIDDetector(base, seed=args.seed).fit(*fit, x_clean=x[sets["I"]], x_adv=xI_pgd,
+                                                               x_noisy=None),
+                "ER1": ra.ERDetector(er, code="z", seed=args.seed).fit(*fit),
+                "ER2": ra.ERDetector(er, code="combined", seed=args.seed).fit(*fit)}
     clean_ch = characteristics(dets, x)
     adv_ch = {a: {d: characteristics({d: dets[d]}, adv[("base" if on[d] is base else "er", a)])[d] for d in dets}
               for a in ATTACKS}
@@ -123,8 +127,10 @@ def adaptive(er: Any, data: ra.Dataset, args: argparse.Namespace, eps: float) ->
     perm = np.random.default_rng(args.seed + 1).permutation(len(data.x_test))[:n]
     x, y = data.x_test[perm], data.y_test[perm]
     n1 = n // 5
-    det = ra.ERDetector(er, code="z", seed=args.seed).fit(data.x_train, data.y_train, x_clean=x[:n1],
-                                                          x_adv=E.pgd(er, x[:n1], eps, args), x_noisy=None)
+    with warnings.catch_warnings():  # decisions by the regression (p >= 0.5), as the paper: the threshold is unused
+        warnings.simplefilter("ignore", ra.CalibrationWarning)
+        det = ra.ERDetector(er, code="z", seed=args.seed).fit(data.x_train, data.y_train, x_clean=x[:n1],
+                                                              x_adv=E.pgd(er, x[:n1], eps, args), x_noisy=None)
     xs, ys = x[n1:], y[n1:]
     clean_flag = det.score(xs) <= 0  # the regression's decision: p(adversarial) >= 0.5
     records = []

@@ -37,7 +37,7 @@ def main() -> None:
     x = x_eval[:128]
     s128 = bu.score(x, batch_size=128)
     s64, s1 = bu.score(x, batch_size=64), bu.score(x, batch_size=1)
-    rel = np.median(np.abs(np.r_[s64 - s128, s1 - s128]) / np.abs(s128).clip(1e-12))
+    rel = np.median(np.r_[np.abs(s64 - s128), np.abs(s1 - s128)] / np.r_[np.abs(s128), np.abs(s128)].clip(1e-12))
     flips = np.mean([((a < bu.threshold_) != (s128 < bu.threshold_)).mean() for a in (s64, s1)])
     xt, yt = torch.as_tensor(x[:32]), torch.as_tensor(data.y_test[270:302])
     g = [ra.DetectorPGD(0.1, mode="selective", eot_samples=k).gradients(bu, xt, yt)[1] for k in (1, 8)]

@@ -69,7 +69,7 @@ from rce_art.models import (
 )
 from rce_art.training import CETrainer, ERTrainer, ObjectiveTrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "PAPER_ATTACKS",

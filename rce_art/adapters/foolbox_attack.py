@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from rce_art._tensors import as_input_tensor, as_label_tensor, eval_mode, like, predicted_labels
+from rce_art.models.estimator import Preprocessed, resolve_model
 
 __all__ = ["FoolboxAttack"]
 
@@ -22,24 +23,39 @@ def _import_foolbox() -> Any:
 class FoolboxAttack:
     """Run a Foolbox 3 attack object on arrays or tensors and return its *clipped* output.
 
+    Pass the ART classifier itself: the adapter then attacks what ART's ``predict`` computes, the estimator's
+    preprocessing (e.g. ``preprocessing=(mean, std)``) followed by its network, in the classifier's pixel range. A
+    bare ``nn.Module`` is attacked as it is (its inputs are what it receives): passing ``classifier.model`` of a
+    classifier with preprocessing would attack the network on unnormalised inputs, a wrong result.
+
     Args:
         attack: A Foolbox attack, configured with Foolbox's own parameters (e.g.
             ``foolbox.attacks.LinfPGD(steps=10)``).
-        model: The torch module (ordinary logits) to attack.
-        clip_values: ``(min, max)`` pixel range (Foolbox's ``bounds``).
+        model: The ART ``PyTorchClassifier`` to attack (preferred), or a torch module (ordinary logits).
+        clip_values: ``(min, max)`` pixel range (Foolbox's ``bounds``); default: the classifier's.
         epsilon: Perturbation budget for fixed-epsilon attacks; ``None`` for minimisation
             attacks such as C&W.
         targeted: If true, the labels passed to [`generate`][] are target classes.
+
+    Raises:
+        TypeError: If ``attack`` is not a Foolbox attack, or ``model`` neither an ART classifier nor a module.
+        ValueError: Without ``clip_values`` for a bare module.
     """
 
     def __init__(
-        self, attack: Any, model: nn.Module, clip_values: tuple[float, float], epsilon: float | None = None, targeted: bool = False
+        self, attack: Any, model: Any, clip_values: tuple[float, float] | None = None, epsilon: float | None = None,
+        targeted: bool = False
     ) -> None:
         fb = _import_foolbox()
         if not isinstance(attack, fb.attacks.base.Attack):
             raise TypeError(f"expected a foolbox attack, got {type(attack).__name__}")
-        self.attack, self.model, self.epsilon, self.targeted = attack, model, epsilon, targeted
-        self.clip_values = (float(clip_values[0]), float(clip_values[1]))
+        view = resolve_model(model)
+        clip = clip_values if clip_values is not None else view.clip_values
+        if clip is None:
+            raise ValueError("FoolboxAttack needs clip_values for a bare torch module (or pass the ART classifier)")
+        self.attack, self.epsilon, self.targeted = attack, epsilon, targeted
+        self.model: nn.Module = Preprocessed(view) if view.has_preprocessing else view.model
+        self.clip_values = (float(clip[0]), float(clip[1]))
 
     def generate(self, x: Any, y: Any = None) -> Any:
         """Craft adversarial inputs; ``y=None`` attacks the model's predicted labels (required for targeted)."""

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from rce_art._tensors import as_input_tensor, as_label_tensor, eval_mode, like, predicted_labels
+from rce_art.models.estimator import Preprocessed, resolve_model
 
 __all__ = ["TorchattacksAttack"]
 
@@ -70,15 +71,37 @@ class TorchattacksAttack:
     torchattacks' ``CW`` has a fixed ``c`` (no binary search). The model runs in eval mode
     (torchattacks' default) and every submodule's mode is restored after.
 
+    With ``classifier=`` (an ART ``PyTorchClassifier``; torchattacks attacks are built on its ``.model``, since
+    torchattacks needs a module) the adapter attacks what ART's ``predict`` computes: the estimator's preprocessing
+    followed by its network, in the classifier's pixel range. An attack built on ``classifier.model`` of a
+    classifier with preprocessing, run without ``classifier=``, would attack the network on unnormalised inputs:
+    pass the classifier, or the adapter refuses when it can tell (the attack's model is the classifier's).
+
     Args:
         attack: A ``torchattacks.Attack`` built on the model (ordinary logits).
-        clip_values: ``(min, max)`` pixel range of the model's inputs.
+        clip_values: ``(min, max)`` pixel range of the model's inputs; default: the classifier's.
+        classifier: The ART classifier whose ``.model`` the attack was built on (its preprocessing is applied).
+
+    Raises:
+        TypeError: If ``attack`` is not a torchattacks attack.
+        ValueError: Without clip values, or if ``classifier``'s model is not the attack's model.
     """
 
-    def __init__(self, attack: Any, clip_values: tuple[float, float]) -> None:
+    def __init__(self, attack: Any, clip_values: tuple[float, float] | None = None, classifier: Any = None) -> None:
         ta = _import_torchattacks()
         if not isinstance(attack, ta.attack.Attack):
             raise TypeError(f"expected a torchattacks attack, got {type(attack).__name__}")
+        self._preprocessed: nn.Module | None = None
+        if classifier is not None:
+            view = resolve_model(classifier)
+            if view.model is not attack.model:
+                raise ValueError("the torchattacks attack must be built on classifier.model (torchattacks needs the "
+                                 "module); the adapter applies the classifier's preprocessing before it")
+            clip_values = clip_values if clip_values is not None else view.clip_values
+            if view.has_preprocessing:
+                self._preprocessed = Preprocessed(view)
+        if clip_values is None:
+            raise ValueError("TorchattacksAttack needs clip_values (or classifier=, the ART classifier)")
         lo, hi = float(clip_values[0]), float(clip_values[1])
         if not hi > lo:
             raise ValueError(f"clip_values must satisfy min < max, got {clip_values}")
@@ -96,16 +119,22 @@ class TorchattacksAttack:
         xt = as_input_tensor(x, device, self.clip_values)
         yt = as_label_tensor(y, xt.shape[0], device)
         model = a.model
+        seen = self._preprocessed if self._preprocessed is not None else model  # what ART's predict computes
         with eval_mode(model):
             if yt is None:
-                yt = predicted_labels(model, xt)
-            if a.normalization_used is not None:
-                return like(a(xt, yt), x, self.clip_values)
+                yt = predicted_labels(seen, xt)
             lo, hi = self.clip_values
-            view = _UnitRange(model, lo, hi, CW_MARGIN if self._is_cw else 0.0, shift=self._is_cw)
+            if a.normalization_used is not None:
+                if self._preprocessed is None:
+                    return like(a(xt, yt), x, self.clip_values)
+                view: nn.Module = self._preprocessed
+                to_unit, to_model = (lambda t: t), (lambda t: t)
+            else:
+                unit = _UnitRange(seen, lo, hi, CW_MARGIN if self._is_cw else 0.0, shift=self._is_cw)
+                view, to_unit, to_model = unit, unit.to_unit, unit.to_model
             try:
                 a.set_model(view)
-                x_adv = view.to_model(a(view.to_unit(xt), yt))
+                x_adv = to_model(a(to_unit(xt), yt))
             finally:
                 a.set_model(model)
         return like(x_adv, x, self.clip_values)

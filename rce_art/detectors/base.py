@@ -246,7 +246,8 @@ class ScoreDetector(EvasionDetector):
         self.calibration_scores_ = torch.as_tensor(np.sort(scores), dtype=torch.float64)
         self.threshold_ = calibrate_threshold(scores, self.fpr)
         self.fit_params_ = self._current_params()
-        self.provenance_ = {**getattr(self, "provenance_", {}), "n_calibration": int(scores.size)}
+        self.provenance_ = {**getattr(self, "provenance_", {}), "n_calibration": int(scores.size),
+                            "feature_layer": getattr(self._model, "layer_name", None) or "logits_and_features"}
         return self
 
     def detect(self, x: Any, batch_size: int | None = None, **kwargs: Any) -> tuple[dict, np.ndarray]:

@@ -89,8 +89,9 @@ class CombinedDetector(ScoreDetector):
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; fit accepts {sorted(self.fit_kwargs)}")
         self._check_x(x)
         x = to_numpy(x).astype(np.float32)
-        logits = self.extract(x[:1])[0]
+        logits = self.extract(x[:256])[0]
         y_int = check_labels(y, x.shape[0], logits.shape[1])
+        self.check_reverse_network(logits, torch.as_tensor(y_int[:256]))  # a raw RCE network scores nonsense
         x_adv, x_clean = kwargs.get("x_adv"), kwargs.get("x_clean")
         if (x_adv is None) != (x_clean is None):
             raise ValueError("pass x_adv together with x_clean, the clean inputs it was crafted from")

@@ -143,7 +143,7 @@ class KDensityDetector(ScoreDetector):
         self.check_reverse_network(logits, torch.as_tensor(y_int[kidx]))
         self.fit_features(feats, torch.as_tensor(y_int[kidx]), nb_classes=nb_classes)
         self.calibrate(x_cal if x_cal is not None else x[np.concatenate(cal_idx)], batch_size=batch_size)
-        self.provenance_ = {"n_fit": int(x.shape[0]), "n_kernel": int(kidx.size),
+        self.provenance_ = {**self.provenance_, "n_fit": int(x.shape[0]), "n_kernel": int(kidx.size),
                             "calibration": "x_calibration" if x_cal is not None else
                             f"{self.calibration_fraction:.0%} of the fit data held out of the kernel",
                             "n_calibration": int(self.calibration_scores_.numel())}

@@ -47,7 +47,7 @@ class _LogitMetricDetector(ScoreDetector):
         if x_cal is None:
             self._warn_uncalibrated()
         self.calibrate(x if x_cal is None else x_cal, batch_size=batch_size)
-        self.provenance_ = {"n_fit": int(x.shape[0]), "n_calibration": int(self.calibration_scores_.numel()),
+        self.provenance_ = {**self.provenance_, "n_fit": int(x.shape[0]), "n_calibration": int(self.calibration_scores_.numel()),
                             "calibration": "x_calibration" if x_cal is not None else "fit inputs"}
         return self
 

@@ -49,8 +49,8 @@ class MahalanobisDetector(CombinedDetector):
     """Mahalanobis confidence per layer (spatial means of feature maps), optionally with input pre-processing.
 
     Score: ``-logit`` of the logistic regression over the layer scores when a combiner is fitted
-    (``x_adv`` / ``x_clean``), else the Mahalanobis confidence of the *last* listed layer; higher = more
-    normal either way. With ``eps > 0`` each layer's input is first moved by ``eps`` along the sign of the
+    (``x_adv`` / ``x_clean``; required with several layers), else the Mahalanobis confidence of the one layer;
+    higher = more normal either way. With ``eps > 0`` each layer's input is first moved by ``eps`` along the sign of the
     gradient that raises that layer's confidence (Lee et al., eq. 4); the sign is treated as a constant in
     `score_tensor` (a straight-through approximation for adaptive attacks).
 
@@ -73,7 +73,6 @@ class MahalanobisDetector(CombinedDetector):
     fit_params = ("classifier", "layers", "eps", "calibration_fraction", "seed")
     format_tag = "rce_art.MahalanobisDetector/1"
     report_key = "score"
-    requires_combiner = False
 
     def __init__(self, classifier: Any, layers: Sequence[str] = ("features",), eps: float = 0.0, fpr: float = 0.05,
                  calibration_fraction: float = 0.2, batch_size: int = 256, seed: int = 0, verbose: bool = False) -> None:
@@ -97,6 +96,12 @@ class MahalanobisDetector(CombinedDetector):
     @property
     def needs_input_grad(self) -> bool:  # type: ignore[override]
         return self.eps > 0
+
+    @property
+    def requires_combiner(self) -> bool:  # type: ignore[override]
+        """Several layers are combined by a logistic regression (fit needs ``x_adv`` / ``x_clean``); one layer's
+        Mahalanobis confidence is a score by itself."""
+        return len(self.layers) > 1
 
     def _layer_scores(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         logits, feats = self._tap(self.view.preprocess(x))

@@ -27,7 +27,7 @@ def make_art_classifier(
     nb_classes: int,
     clip_values: tuple[float, float],
     *,
-    device_type: str = "cpu",
+    device_type: str = "gpu",
     **kwargs: Any,
 ) -> Any:
     """Wrap a torch classifier in ART's ``PyTorchClassifier`` with a cross-entropy loss.
@@ -38,7 +38,8 @@ def make_art_classifier(
         input_shape: Shape of one input, e.g. ``(1, 8, 8)``.
         nb_classes: Number of classes.
         clip_values: ``(min, max)`` pixel range, handed to every ART attack.
-        device_type: ``"cpu"`` or ``"gpu"`` (ART's convention).
+        device_type: ``"gpu"`` (ART's default: the first CUDA device when one is available, else the CPU) or
+            ``"cpu"``.
         **kwargs: Passed to ``PyTorchClassifier`` (e.g. ``preprocessing=(mean, std)``).
 
     Returns:

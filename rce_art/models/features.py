@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["FeatureModel", "FeatureTap", "as_feature_model", "logits_and_features"]
+__all__ = ["FeatureModel", "FeatureTap", "as_feature_model", "logits_and_features", "output_layer"]
 
 
 @runtime_checkable
@@ -23,34 +24,62 @@ class FeatureModel(Protocol):
     def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
-def _find_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Module]:
+def _check_layer(model: nn.Module, layer: str | None) -> None:
     modules = dict(model.named_modules())
-    if layer is not None:
-        if layer not in modules:
-            linear = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
-            raise ValueError(f"model has no submodule named {layer!r}; its nn.Linear layers are {linear}")
-        return layer, modules[layer]
-    linear = [(n, m) for n, m in modules.items() if isinstance(m, nn.Linear)]
-    if not linear:
+    linear = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
+    if layer is not None and layer not in modules:
+        raise ValueError(f"model has no submodule named {layer!r}; its nn.Linear layers are {linear}")
+    if layer is None and not linear:
         raise ValueError(
             "model has no nn.Linear layer; pass layer='<name>' naming the module whose input is the final hidden layer"
         )
-    return linear[-1]
+
+
+def output_layer(model: nn.Module, x: Tensor) -> str:
+    """Name of the ``nn.Linear`` module whose output *is* the model's logits, found from a forward pass of ``x``.
+
+    The last ``nn.Linear`` *called* whose output is the returned tensor (or equals it), not the last one registered:
+    an auxiliary head registered after the classifier's is not mistaken for it.
+
+    Raises:
+        ValueError: If no ``nn.Linear`` module produces the logits (a head written with ``F.linear``, or logits
+            transformed after the last layer): the caller must name the layer.
+    """
+    calls: list[tuple[str, Tensor]] = []
+    handles = [m.register_forward_hook(lambda m, a, o, n=n: calls.append((n, o)))
+               for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    for name, out in reversed(calls):
+        if out is logits or (out.shape == logits.shape and torch.equal(out, logits)):
+            return name
+    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    raise ValueError(
+        "the model's logits are not the output of one of its nn.Linear modules (a head written with F.linear, or "
+        "logits transformed after the last layer), so the final hidden layer cannot be found: pass layer='<name>' "
+        f"naming the module whose input is the final hidden layer (its nn.Linear modules: {linear})"
+    )
 
 
 class FeatureTap(nn.Module):
     """Wrap any classifier so it returns its final hidden layer with its logits.
 
-    The final hidden layer is the *input* of ``layer``: by default the last
-    ``nn.Linear`` registered in ``model`` (for a sequential classifier, its output
-    layer); name another module with ``layer`` when that guess is wrong. A forward
+    The final hidden layer is the *input* of ``layer``: by default the ``nn.Linear`` whose
+    output is the logits, found from the first forward pass ([`output_layer`][rce_art.models.features.output_layer]:
+    the last one *called*, not the last registered, so an auxiliary head is not mistaken
+    for the classifier's; a head written with ``F.linear`` is refused with a clear error);
+    name another module with ``layer``. ``layer_name`` says which layer is read. A forward
     pre-hook is added for the duration of each [`logits_and_features`][] call and removed
     after it, so no hook stays on the user's module.
 
     Args:
         model: A classifier mapping inputs ``(N, ...)`` to logits ``(N, L)``.
         layer: Name of the module (as in ``model.named_modules()``) whose input is the
-            feature vector, or ``None`` for the last ``nn.Linear``.
+            feature vector, or ``None`` for the ``nn.Linear`` producing the logits.
 
     Raises:
         ValueError: If ``layer`` is not a submodule, or ``None`` and there is no ``nn.Linear``.
@@ -61,7 +90,8 @@ class FeatureTap(nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
-        self.layer_name = _find_layer(model, layer)[0]
+        _check_layer(model, layer)
+        self.layer_name: str | None = layer  # found at the first forward pass when None
         self.train(model.training)  # adopt the wrapped model's mode instead of nn.Module's default
 
     def forward(self, x: Tensor) -> Tensor:
@@ -74,6 +104,8 @@ class FeatureTap(nn.Module):
         removed before returning, so the user's module never keeps a hook of ours.
         """
         captured: list[Tensor] = []
+        if self.layer_name is None:
+            self.layer_name = output_layer(self.model, x[:1])
         layer = self.model.get_submodule(self.layer_name)
         handle = layer.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
         try:

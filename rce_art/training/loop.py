@@ -96,8 +96,8 @@ def _as_loader(data: Any, batch_size: int, seed: int) -> Iterable:
     permutation's batch ([`_ArrayBatches`][]), so the union of the processes' k-th batches is the
     single-process run's k-th batch and every example is visited once per epoch.
     """
-    if isinstance(data, DataLoader):
-        return data
+    if isinstance(data, DataLoader) or (hasattr(data, "__iter__") and hasattr(data, "sampler")):
+        return data  # a DataLoader, or a wrapper of one exposing its sampler
     if isinstance(data, tuple) and len(data) == 2:
         x, y = data
         check_inputs(x, name="x")

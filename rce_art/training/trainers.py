@@ -174,8 +174,19 @@ class TorchTrainer(Trainer):
     def fit_loader(self, loader: DataLoader) -> TorchTrainer:
         """Train on a ``DataLoader`` yielding ``(x, y)`` batches with integer labels (raw inputs).
 
-        The input shape and the number of classes (for `get_classifier`) are read off the first batch.
+        The input shape and the number of classes (for `get_classifier`) are read off the first batch. Every
+        batch is checked as ``fit`` checks arrays (floating, finite, within ``clip_values``): a loader that
+        already normalises its images, under a classifier whose ART preprocessing normalises them again, would
+        otherwise train on doubly normalised inputs without a word.
+
+        Raises:
+            TypeError: If ``loader`` is not a ``DataLoader`` (e.g. a ``Dataset``: wrap it), or yields dict batches.
+            ValueError: On a batch outside ``clip_values``, with NaN / inf, or of a non-floating dtype.
         """
+        if not isinstance(loader, DataLoader):
+            raise TypeError(f"fit_loader takes a torch DataLoader yielding (x, y) batches, got "
+                            f"{type(loader).__name__}; wrap a Dataset: DataLoader(dataset, batch_size=64, shuffle=True)")
+        loader = _CheckedBatches(loader, self.clip_values)
         xb, _ = next(iter(loader))
         module = self.training_module()
         with torch.no_grad(), eval_mode(module):
@@ -183,6 +194,15 @@ class TorchTrainer(Trainer):
         self._input_shape = tuple(xb.shape[1:])
         self._train(loader)
         return self
+
+    def get_network(self) -> nn.Module:
+        """Your own module, as trained: its ``state_dict()`` loads into a fresh instance of your class.
+
+        For CE this is [`get_model`][rce_art.training.TorchTrainer.get_model]; for RCE, PDM and reverse objectives
+        it is the network *inside* [`ReverseLogits`][rce_art.models.ReverseLogits] (its raw logits are reversed:
+        wrap it in ``ReverseLogits`` again after loading to get ordinary predictions).
+        """
+        return self._view.model
 
     def get_model(self) -> nn.Module:
         """The trained torch module, giving ordinary logits (on preprocessed inputs, as the estimator's model)."""
@@ -261,3 +281,29 @@ class PreprocessedFeatures(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.features.logits_and_features(self._preprocess(x))
+
+
+class _CheckedBatches:
+    """A DataLoader whose ``(x, y)`` batches are checked as ``fit`` checks arrays (range, dtype, finiteness)."""
+
+    def __init__(self, loader: DataLoader, clip_values: tuple[float, float] | None) -> None:
+        self.loader, self.clip_values = loader, clip_values
+        self.sampler = loader.sampler  # the training loop calls its set_epoch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Any:
+        for batch in self.loader:
+            if isinstance(batch, dict):
+                raise TypeError(f"the DataLoader yields dict batches (keys {sorted(batch)}); make it yield (x, y) "
+                                "tuples, e.g. with a collate_fn returning (batch['image'], batch['label'])")
+            xb, yb = batch[0], batch[1]
+            try:
+                check_inputs(xb, name="a DataLoader batch", clip_values=self.clip_values)
+            except ValueError as e:
+                raise ValueError(f"{e}. A loader that already normalises (transforms.Normalize) under a classifier "
+                                 "whose ART preprocessing normalises too trains on doubly normalised inputs: yield "
+                                 "raw pixels in clip_values and let the classifier's preprocessing normalise") from None
+            yield xb, yb
+

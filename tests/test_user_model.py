@@ -1,0 +1,142 @@
+"""Paths a user takes with their own model and pipeline: each gives the right answer or a clear error."""
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import rce_art as ra
+
+
+def test_every_detector_refuses_a_raw_rce_network(digits, rce_trainer):
+    """0.3 refused it in KD, KD+BU, confidence and non-ME only; BU, LID and Mahalanobis scored nonsense."""
+    raw = rce_trainer.get_model().model  # the network before ReverseLogits: a reverse classifier
+    clf = ra.make_art_classifier(raw, digits.input_shape, 10, digits.clip_values)
+    x_fit = digits.x_test[:40]
+    for det, kw in ((ra.LIDDetector(clf, k=10, n_reference=50), {"x_clean": x_fit, "x_adv": x_fit + 0.0}),
+                    (ra.MahalanobisDetector(clf), {})):
+        with pytest.raises(ValueError, match="ReverseLogits"):
+            det.fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:100], **kw)
+
+
+def test_mahalanobis_with_several_layers_needs_its_combiner(digits, ce_trainer):
+    """0.3 scored the last layer only, silently."""
+    det = ra.MahalanobisDetector(ce_trainer.get_classifier(), layers=["stem.2", "features"])
+    with pytest.raises(ValueError, match="logistic regression: pass x_adv"):
+        det.fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:100])
+
+
+def test_art_classifier_follows_arts_default_device(digits):
+    """0.3 defaulted to device_type='cpu' (ART's default is the GPU when there is one)."""
+    clf = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert clf.device.type == expected
+    det = ra.ConfidenceDetector(clf)
+    assert det.device == clf.device  # read from the classifier, never assumed
+
+
+def test_fit_loader_checks_batches_as_fit_checks_arrays(digits):
+    """0.3 trained on doubly normalised inputs (a normalising loader + ART preprocessing) without a word."""
+    clf = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values,
+                                 preprocessing=(0.0, 0.3))
+    x, y = torch.as_tensor(digits.x_train[:128]), torch.as_tensor(digits.y_train[:128])
+    normalised = DataLoader(TensorDataset(x / 0.3, y), batch_size=32)
+    trainer = ra.CETrainer(clf, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="doubly normalised"):
+        trainer.fit_loader(normalised)
+    with pytest.raises(TypeError, match="wrap a Dataset"):
+        trainer.fit_loader(TensorDataset(x, y))
+    dicts = DataLoader([{"image": xi, "label": yi} for xi, yi in zip(x, y)], batch_size=32)
+    with pytest.raises(TypeError, match="dict batches"):
+        trainer.fit_loader(dicts)
+    trainer.fit_loader(DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True))  # raw pixels: trains
+    assert np.isfinite(trainer.history_.loss).all()
+
+
+class UserNet(torch.nn.Module):
+    """A user's model: no BatchNorm, and an auxiliary head registered after the classifier head."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                        torch.nn.Linear(16 * 64, 64), torch.nn.ReLU())
+        self.head = torch.nn.Linear(64, 10)
+        self.aux = torch.nn.Linear(64, 2)  # registered last, never called by forward
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+@pytest.fixture(scope="module")
+def user_clf():
+    """Unit-range digits, ART preprocessing (mean, std), trained with the user's own Adam loop."""
+    data = ra.load_dataset("digits", pixel_range="unit")
+    torch.manual_seed(0)
+    net = UserNet()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    mean, std = 0.3, 0.4
+    x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(8):
+        for idx in torch.randperm(len(x), generator=g).split(64):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net((x[idx] - mean) / std), y[idx]).backward()
+            opt.step()
+    net.eval()
+    clf = ra.make_art_classifier(net, data.input_shape, 10, data.clip_values, preprocessing=(mean, std))
+    return clf, data
+
+
+def test_toolkit_adapters_apply_the_art_classifiers_preprocessing(user_clf):
+    """0.3's adapters, called as the docs showed (on classifier.model), attacked the network on unnormalised
+    inputs: robust accuracy 0.765 (Foolbox) / 0.560 (torchattacks) vs 0.290 with ART's PGD."""
+    fb = pytest.importorskip("foolbox")
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    from rce_art.adapters import FoolboxAttack
+
+    clf, data = user_clf
+    x, y = data.x_test[:200], data.y_test[:200]
+
+    def acc(x_adv):
+        return float((clf.predict(x_adv).argmax(1) == y).mean())
+
+    art = acc(ProjectedGradientDescent(clf, eps=0.1, eps_step=0.02, max_iter=10, num_random_init=0,
+                                       verbose=False).generate(x))
+    foolbox = acc(FoolboxAttack(fb.attacks.LinfPGD(steps=10, abs_stepsize=0.02, random_start=False), clf,
+                                epsilon=0.1).generate(x))
+    assert abs(foolbox - art) <= 0.05, (foolbox, art)
+    ta = pytest.importorskip("torchattacks")
+    from rce_art.adapters import TorchattacksAttack
+
+    torchattacks = acc(TorchattacksAttack(ta.PGD(clf.model, eps=0.1, alpha=0.02, steps=10, random_start=False),
+                                          classifier=clf).generate(x))
+    assert abs(torchattacks - art) <= 0.05, (torchattacks, art)
+    with pytest.raises(ValueError, match="built on classifier.model"):
+        TorchattacksAttack(ta.PGD(UserNet()), classifier=clf)
+
+
+def test_feature_layer_is_the_linear_that_produces_the_logits(user_clf):
+    """0.3 tapped the last *registered* nn.Linear: an auxiliary head registered after the classifier's was read."""
+    from rce_art.models import FeatureTap
+
+    clf, data = user_clf
+    det = ra.KDensityDetector(clf, n_per_class=50).fit(data.x_train, data.y_train, x_calibration=data.x_test[:100])
+    assert det.provenance_["feature_layer"] == "head"  # not "aux", registered last
+    feats = det.extract(data.x_test[:5])[1]
+    x = (torch.as_tensor(data.x_test[:5]) - 0.3) / 0.4
+    torch.testing.assert_close(feats, clf.model.body(x))
+
+    class FunctionalHead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(64, 32)
+            self.w = torch.nn.Parameter(torch.randn(10, 32))
+
+        def forward(self, x):
+            return torch.nn.functional.linear(torch.relu(self.hidden(x.flatten(1))), self.w)
+
+    with pytest.raises(ValueError, match="F.linear.*layer="):
+        FeatureTap(FunctionalHead()).logits_and_features(torch.randn(2, 1, 8, 8))
+    tap = FeatureTap(FunctionalHead(), layer="hidden")  # named: the user's choice is respected
+    assert tap.logits_and_features(torch.randn(2, 1, 8, 8))[1].shape == (2, 64)
