@@ -26,6 +26,7 @@ from rce_art.detectors import (
     NonMEDetector,
     ScoreDetector,
     calibrate_threshold,
+    load_detector,
 )
 from rce_art.evaluation import (
     adaptive_report,
@@ -126,6 +127,7 @@ __all__ = [
     "example_scores",
     "kept_pairs",
     "load_dataset",
+    "load_detector",
     "load_shards",
     "make_art_classifier",
     "markdown_table",

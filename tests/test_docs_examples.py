@@ -33,14 +33,18 @@ def _same_output(got: str, shown: str) -> bool:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs(page, tmp_path, monkeypatch, capsys):
+    import torch
+
     text = (DOCS / page).read_text()
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     outputs = []
-    for i, m in enumerate(BLOCK.finditer(text)):
-        exec(compile(m.group(1), f"docs/{page} block {i + 1}", "exec"), namespace)
-        out = capsys.readouterr().out
-        outputs.append(out)
+    with torch.random.fork_rng():  # the pages build models without a seed: one fixed draw, the caller's restored
+        torch.manual_seed(0)
+        for i, m in enumerate(BLOCK.finditer(text)):
+            exec(compile(m.group(1), f"docs/{page} block {i + 1}", "exec"), namespace)
+            outputs.append(capsys.readouterr().out)
+    for i, (m, out) in enumerate(zip(BLOCK.finditer(text), outputs)):
         if not os.environ.get("RCE_ART_UPDATE_DOCS"):
             assert (m.group(2) is None) == (out == ""), f"docs/{page} block {i + 1}: its output is not shown"
             if out:

@@ -140,3 +140,26 @@ def test_feature_layer_is_the_linear_that_produces_the_logits(user_clf):
         FeatureTap(FunctionalHead()).logits_and_features(torch.randn(2, 1, 8, 8))
     tap = FeatureTap(FunctionalHead(), layer="hidden")  # named: the user's choice is respected
     assert tap.logits_and_features(torch.randn(2, 1, 8, 8))[1].shape == (2, 64)
+
+
+def test_detector_files_carry_the_models_fingerprint_and_refuse_foreign_files(digits, ce_trainer, tmp_path):
+    """0.3 loaded a K-density file onto a raw RCE network (73% of clean inputs flagged) or an untrained model (100%),
+    and gave a raw SafetensorError on a file that is not a detector file."""
+    clf = ce_trainer.get_classifier()
+    det = ra.KDensityDetector(clf, n_per_class=40).fit(digits.x_train, digits.y_train, x_calibration=digits.x_test[:100])
+    path = tmp_path / "kd.safetensors"
+    det.save(path)
+    loaded = ra.load_detector(path, clf)  # the class is read from the file
+    assert type(loaded) is ra.KDensityDetector and loaded.threshold_ == det.threshold_
+    untrained = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values)
+    with pytest.raises(ValueError, match="other weights"):
+        ra.KDensityDetector.load(path, untrained)
+    with pytest.warns(UserWarning, match="other weights"):
+        ra.load_detector(path, untrained, strict=False)
+    other = ra.make_art_classifier(UserNet(), digits.input_shape, 10, digits.clip_values)
+    with pytest.raises(ValueError, match="another architecture"):
+        ra.load_detector(path, other)
+    torch.save({"w": torch.zeros(2)}, tmp_path / "checkpoint.pt")
+    for bad in (tmp_path / "checkpoint.pt",):
+        with pytest.raises(ValueError, match=r"checkpoint.pt is not an rce-art detector file"):
+            ra.load_detector(bad, clf)

@@ -22,6 +22,7 @@ from rce_art.detectors.kernel import (
 )
 from rce_art.detectors.layers import LayerFeatures, leaf_layers
 from rce_art.detectors.lid import LIDDetector, lid_mle
+from rce_art.detectors.loading import load_detector
 from rce_art.detectors.logit_metrics import ConfidenceDetector, NonMEDetector
 from rce_art.detectors.mahalanobis import MahalanobisDetector, class_gaussians, mahalanobis_score
 from rce_art.detectors.uncertainty import BayesianUncertaintyDetector, dropout_modules, mc_dropout_uncertainty
@@ -48,6 +49,7 @@ __all__ = [
     "is_sparse_attack",
     "leaf_layers",
     "lid_mle",
+    "load_detector",
     "log_kdensity",
     "loo_log_kdensity",
     "mahalanobis_score",

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, to_numpy
 from rce_art.detectors.calibration import calibrate_threshold
-from rce_art.detectors.persistence import load_state, save_state
+from rce_art.detectors.persistence import check_fingerprint, load_state, model_fingerprint, save_state
 from rce_art.distributed import all_gather_concat, is_distributed, shard_slice
 from rce_art.exceptions import CalibrationWarning, NotFittedError
 from rce_art.models.estimator import TorchView, resolve_model
@@ -343,17 +343,22 @@ class ScoreDetector(EvasionDetector):
         self.check_fitted()
         meta, tensors = self._fitted_state()
         save_state(path, self.format_tag, {"params": self.fit_params_, "fitted": meta,
-                                           "provenance": getattr(self, "provenance_", {})}, tensors)
+                                           "provenance": getattr(self, "provenance_", {}),
+                                           "model": model_fingerprint(self._view.model)}, tensors)
 
     @classmethod
-    def load(cls, path: str | Path, classifier: Any) -> ScoreDetector:
+    def load(cls, path: str | Path, classifier: Any, strict: bool = True) -> ScoreDetector:
         """Load a detector saved by [`save`][] and attach it to ``classifier`` (the model it was fitted on).
+
+        The file holds a fingerprint of that model (architecture and a digest of its weights): another
+        architecture is refused, other weights are refused (``strict``) or warned about.
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
-            ValueError: If the file is not a detector of this class.
+            ValueError: If the file is not a detector of this class, or was fitted on another model.
         """
         meta, tensors = load_state(path, cls.format_tag)
+        check_fingerprint(path, meta.get("model"), resolve_model(classifier).model, strict)
         det = cls(classifier, **meta["params"])
         det._restore_state(meta["fitted"], tensors)
         det.fit_params_ = det._current_params()

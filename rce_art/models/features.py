@@ -35,6 +35,32 @@ def _check_layer(model: nn.Module, layer: str | None) -> None:
         )
 
 
+def _linear_calls(model: nn.Module, x: Tensor) -> tuple[Tensor, list[tuple[str, Tensor, Tensor]]]:
+    """One forward pass of ``x``: the logits and ``(name, input, output)`` of every ``nn.Linear`` call, in order."""
+    calls: list[tuple[str, Tensor, Tensor]] = []
+    handles = [m.register_forward_hook(lambda m, a, o, n=n: calls.append((n, a[0], o)))
+               for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    try:
+        logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return logits, calls
+
+
+def _head(model: nn.Module, logits: Tensor, calls: list[tuple[str, Tensor, Tensor]]) -> tuple[str, Tensor]:
+    """``(name, input)`` of the last ``nn.Linear`` call whose output is ``logits``."""
+    for name, inp, out in reversed(calls):
+        if out is logits or (out.shape == logits.shape and torch.equal(out, logits)):
+            return name, inp
+    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    raise ValueError(
+        "the model's logits are not the output of one of its nn.Linear modules (a head written with F.linear, or "
+        "logits transformed after the last layer), so the final hidden layer cannot be found: pass layer='<name>' "
+        f"naming the module whose input is the final hidden layer (its nn.Linear modules: {linear})"
+    )
+
+
 def output_layer(model: nn.Module, x: Tensor) -> str:
     """Name of the ``nn.Linear`` module whose output *is* the model's logits, found from a forward pass of ``x``.
 
@@ -45,24 +71,9 @@ def output_layer(model: nn.Module, x: Tensor) -> str:
         ValueError: If no ``nn.Linear`` module produces the logits (a head written with ``F.linear``, or logits
             transformed after the last layer): the caller must name the layer.
     """
-    calls: list[tuple[str, Tensor]] = []
-    handles = [m.register_forward_hook(lambda m, a, o, n=n: calls.append((n, o)))
-               for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    for name, out in reversed(calls):
-        if out is logits or (out.shape == logits.shape and torch.equal(out, logits)):
-            return name
-    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    raise ValueError(
-        "the model's logits are not the output of one of its nn.Linear modules (a head written with F.linear, or "
-        "logits transformed after the last layer), so the final hidden layer cannot be found: pass layer='<name>' "
-        f"naming the module whose input is the final hidden layer (its nn.Linear modules: {linear})"
-    )
+    with torch.no_grad():
+        logits, calls = _linear_calls(model, x)
+    return _head(model, logits, calls)[0]
 
 
 class FeatureTap(nn.Module):
@@ -103,9 +114,11 @@ class FeatureTap(nn.Module):
         A forward pre-hook on the feature layer records its input during this call only and is
         removed before returning, so the user's module never keeps a hook of ours.
         """
+        if self.layer_name is None:  # the first call finds the head in its own forward pass (no extra pass)
+            logits, calls = _linear_calls(self.model, x)
+            self.layer_name, feats = _head(self.model, logits, calls)
+            return logits, feats.flatten(1)
         captured: list[Tensor] = []
-        if self.layer_name is None:
-            self.layer_name = output_layer(self.model, x[:1])
         layer = self.model.get_submodule(self.layer_name)
         handle = layer.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
         try:
