@@ -120,6 +120,17 @@ def pyplot() -> Any:
     return plt
 
 
+@contextlib.contextmanager
+def threshold_unused() -> Any:
+    """Silence ``CalibrationWarning`` for a detector whose threshold the script does not use (AUCs only), or whose
+    threshold is the attacker's own (a substitute calibrated on the data the attacker has)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ra.CalibrationWarning)
+        yield
+
+
 def grid_axes(plt: Any, n: int, panel: tuple[float, float], ncols: int = 3) -> tuple[Any, list[Any]]:
     """A figure with ``n`` panels of size ``panel`` (inches) in a grid of at most ``ncols`` columns, readable at a
     page's width (a one-row strip of many panels is not); unused cells are hidden. Returns ``(fig, axes)``."""

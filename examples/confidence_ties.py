@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"epochs={C.default_epochs(args, len(data.x_train))} C&W={ra.settings.cw_settings(args.paper)}")
     records = []
     for objective, clf in C.train_models(args, data).items():
-        det = ra.KDensityDetector(clf, seed=args.seed).fit(data.x_train, data.y_train)
+        with C.threshold_unused():  # AUCs only
+            det = ra.KDensityDetector(clf, seed=args.seed).fit(data.x_train, data.y_train)
         clean = ra.metric_scores(det, x)
         for name in ("bim", "cw-hc"):
             attack = C.build_paper_attack(name, clf, args, eps)

@@ -74,7 +74,8 @@ def craft(name: str, clf, x, eps: float, args):
 
 
 def kd_detector(clf, data, args, bandwidth: str):
-    return ra.KDensityDetector(clf, bandwidth=bandwidth, seed=args.seed).fit(data.x_train, data.y_train)
+    with C.threshold_unused():  # AUCs only
+        return ra.KDensityDetector(clf, bandwidth=bandwidth, seed=args.seed).fit(data.x_train, data.y_train)
 
 
 def evaluate(clf, det, data, x, y, attack: str, eps: float, args, **labels) -> dict:

@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
         auc_wb = ra.detection_auc(dets[v].score(x[ok]), dets[v].score(x_adv[ok])) if ok.any() else float("nan")
         distill_epochs = args.distill_epochs or (C.default_epochs(args, len(data.x_train)) if args.paper else 1)
         proxy = distill(models[v], data, args, distill_epochs)
-        proxy_det = ra.KDensityDetector(proxy, seed=args.seed).fit(data.x_train, data.y_train)
+        with C.threshold_unused():  # the attacker's substitute, calibrated on the data the attacker has
+            proxy_det = ra.KDensityDetector(proxy, seed=args.seed).fit(data.x_train, data.y_train)
         xb = cw_wb(proxy_det, x, targets, args).x_adv.cpu().numpy()
         bb = ra.evaluate_attack(dets[v], x, xb, y, data.clip_values)
         t34.append({"variant": v, "wb_success": float(ok.mean()), "wb_distortion_01": d01, "wb_auc_kdensity": auc_wb,
