@@ -134,7 +134,7 @@ def test_clear_errors(digits, ce_trainer):
         ra.LIDDetector(clf).fit(digits.x_train, digits.y_train)
     with pytest.raises(ValueError, match="n_reference"):
         ra.LIDDetector(clf, k=20, n_reference=10)
-    with pytest.raises(ValueError, match="no layers"):
+    with pytest.raises(ValueError, match="no layer named .nope.; its layers are"):
         ra.MahalanobisDetector(clf, layers=["nope"])
     with pytest.raises(ValueError, match="together with x_clean"):
         ra.MahalanobisDetector(clf).fit(digits.x_train, digits.y_train, x_adv=digits.x_test[:10])

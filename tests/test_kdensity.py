@@ -93,7 +93,7 @@ def test_detector_is_art_evasion_detector_with_constructor_params(rce_detector):
 
 def test_detector_report_and_fitted_attributes(digits, rce_detector):
     report, flagged = rce_detector.detect(digits.x_test[:50])
-    assert set(report) == {"log_density", "predicted_class", "threshold"}
+    assert set(report) == {"score", "log_density", "predicted_class", "threshold"}
     assert report["log_density"].shape == (50,) and flagged.shape == (50,) and flagged.dtype == bool
     np.testing.assert_array_equal(flagged, report["log_density"] < rce_detector.threshold_)
     counts = torch.bincount(rce_detector.labels_, minlength=10)

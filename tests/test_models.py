@@ -39,7 +39,7 @@ def test_feature_tap_on_user_sequential_and_named_layer():
     assert torch.allclose(f_last, torch.tanh(user[1](x.flatten(1))))
     _, f_named = ra.FeatureTap(user, layer="1").logits_and_features(x)
     assert torch.equal(f_named, x.flatten(1))
-    with pytest.raises(ValueError, match="no submodule named 'nope'"):
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
         ra.FeatureTap(user, layer="nope")
     with pytest.raises(ValueError, match="no nn.Linear"):
         ra.FeatureTap(nn.Sequential(nn.Flatten()))

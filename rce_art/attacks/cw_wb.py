@@ -234,6 +234,7 @@ class CarliniWagnerWB:
             NotFittedError: If the detector is not fitted.
             ValueError: On inputs outside the clip values, bad labels, or a classifier without clip values.
         """
+        check_kdensity(detector)
         detector.check_fitted()
         clip = detector.clip_values
         if clip is None:
@@ -332,3 +333,19 @@ class CarliniWagnerWB:
 def _rows(mask: Tensor, like: Tensor) -> Tensor:
     """A per-row mask ``(N,)`` shaped to broadcast against ``like`` ``(N, ...)``."""
     return mask.view(-1, *([1] * (like.ndim - 1)))
+
+
+def check_kdensity(detector: Any) -> None:
+    """Raise a clear error unless ``detector`` is a K-density detector (what C&W-wb's term ``f2`` is defined on).
+
+    Raises:
+        TypeError: Naming the attacks that work on other detectors.
+    """
+    if not callable(getattr(type(detector), "kernels", None)):
+        raise TypeError(
+            f"C&W-wb attacks K-density detectors (rce_art.KDensityDetector): its detector term f2 is Pang et al.'s, on "
+            f"the log-density of the predicted class's kernel; got {type(detector).__name__}. For any other detector use "
+            "rce_art.DetectorPGD (modes 'selective', 'orthogonal', 'combined'), which attacks every differentiable "
+            "ScoreDetector"
+        )
+

@@ -258,8 +258,9 @@ class ScoreDetector(EvasionDetector):
             batch_size: Feature-extraction batch size.
 
         Returns:
-            ``(report, is_adversarial)``: ``report`` has the scores ``(N,)`` under ``report_key``,
-            ``"predicted_class"`` ``(N,)`` and ``"threshold"``; ``is_adversarial`` is a boolean ``(N,)`` array.
+            ``(report, is_adversarial)``: ``report`` has the scores ``(N,)`` under ``"score"`` (every detector) and
+            under the detector's own ``report_key`` (e.g. ``"log_density"``), ``"predicted_class"`` ``(N,)`` and
+            ``"threshold"``; ``is_adversarial`` is a boolean ``(N,)`` array.
 
         Raises:
             NotFittedError: Before ``fit``.
@@ -269,7 +270,7 @@ class ScoreDetector(EvasionDetector):
         if kwargs:
             raise TypeError(f"detect got unexpected keyword arguments {sorted(kwargs)}; it accepts x and batch_size")
         scores, pred = self._scores_and_predictions(x, batch_size)
-        report = {self.report_key: scores, "predicted_class": pred, "threshold": self.threshold_}
+        report = {"score": scores, self.report_key: scores, "predicted_class": pred, "threshold": self.threshold_}
         return report, scores < self.threshold_
 
     def predict_or_reject(self, x: Any, batch_size: int | None = None) -> np.ndarray:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from rce_art.models.features import resolve_layer_name
+
 __all__ = ["LayerFeatures", "leaf_layers"]
 
 
@@ -38,13 +40,16 @@ class LayerFeatures:
     def __init__(self, model: nn.Module, layers: Sequence[str], reduce: str = "flatten") -> None:
         if reduce not in ("flatten", "spatial_mean"):
             raise ValueError(f"reduce must be 'flatten' or 'spatial_mean', got {reduce!r}")
-        names = dict(model.named_modules())
-        unknown = [n for n in layers if n not in ("input", "features") and _base(n) not in names]
-        if unknown:
-            raise ValueError(f"model has no layers {unknown}; its layers are {leaf_layers(model)}")
         if not layers:
             raise ValueError("name at least one layer")
-        self.model, self.layers, self.reduce = model, list(layers), reduce
+        resolved = []
+        for n in layers:  # the user's own module names work through rce-art's wrappers ("conv2" = "model.conv2")
+            if n in ("input", "features"):
+                resolved.append(n)
+                continue
+            base = resolve_layer_name(model, _base(n))
+            resolved.append(base if _call_index(n) is None else f"{base}#{_call_index(n)}")
+        self.model, self.layers, self.reduce = model, resolved, reduce
 
     def _reduce(self, t: Tensor) -> Tensor:
         if self.reduce == "spatial_mean" and t.ndim > 2:

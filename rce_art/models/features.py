@@ -24,11 +24,28 @@ class FeatureModel(Protocol):
     def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
+def resolve_layer_name(model: nn.Module, name: str) -> str:
+    """``name`` as a submodule path of ``model``, accepting the user's own module names through rce-art's wrappers.
+
+    ``FeatureTap``, ``ReverseLogits`` and ``Preprocessed`` hold the user's network as ``.model``: ``"conv2"`` of the
+    user's module is ``"model.conv2"`` (or ``"model.model.conv2"``) of the wrapper. The name as given wins.
+
+    Raises:
+        ValueError: If no submodule of that name exists, listing the user's module names.
+    """
+    modules = dict(model.named_modules())
+    for candidate in (name, f"model.{name}", f"model.model.{name}"):
+        if candidate in modules:
+            return candidate
+    own = [n.removeprefix("model.").removeprefix("model.") for n, m in modules.items() if n and not list(m.children())]
+    raise ValueError(f"the model has no layer named {name!r}; its layers are {own}")
+
+
 def _check_layer(model: nn.Module, layer: str | None) -> None:
     modules = dict(model.named_modules())
     linear = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
-    if layer is not None and layer not in modules:
-        raise ValueError(f"model has no submodule named {layer!r}; its nn.Linear layers are {linear}")
+    if layer is not None:
+        resolve_layer_name(model, layer)
     if layer is None and not linear:
         raise ValueError(
             "model has no nn.Linear layer; pass layer='<name>' naming the module whose input is the final hidden layer"
@@ -102,7 +119,8 @@ class FeatureTap(nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         _check_layer(model, layer)
-        self.layer_name: str | None = layer  # found at the first forward pass when None
+        # found at the first forward pass when None; the user's own module names are accepted through wrappers
+        self.layer_name: str | None = None if layer is None else resolve_layer_name(model, layer)
         self.train(model.training)  # adopt the wrapped model's mode instead of nn.Module's default
 
     def forward(self, x: Tensor) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -260,8 +261,19 @@ class RCETrainer(TorchTrainer):
     Trains the network on [`reverse_cross_entropy`][rce_art.losses.reverse_cross_entropy] of its raw logits
     ``Z``; `get_model`, `get_classifier` and `classifier` give it wrapped in
     [`ReverseLogits`][rce_art.models.ReverseLogits], so predictions are ordinary. Arguments as in
-    [`TorchTrainer`][].
+    [`TorchTrainer`][]. A network without BatchNorm gets a warning at construction: RCE's gradients are
+    small and its training stalls there (measured on a user's CNN without BatchNorm: loss 2.297 -> 2.254 in
+    8 epochs, accuracy 0.76 vs 0.86 with CE).
     """
+
+    def __init__(self, classifier: Any, **kwargs: Any) -> None:
+        super().__init__(classifier, **kwargs)
+        norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
+        if not any(isinstance(m, norms) for m in self._view.model.modules()):
+            warnings.warn(f"RCETrainer: {type(self._view.model).__name__} has no BatchNorm (or other normalisation) "
+                          "layer; RCE training is known to stall on such networks (loss barely below log(L), accuracy "
+                          "well under CE's). Add BatchNorm, raise the learning rate or train longer, and compare with "
+                          "CETrainer", UserWarning, stacklevel=2)
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return reverse_cross_entropy(logits, y)
