@@ -31,12 +31,13 @@ def dropout_masks(module: nn.Module, shape: tuple[int, ...], samples: int, gener
     pass ``t`` over every input of the batch (common random numbers).
     """
     per = (shape[0], *([1] * (len(shape) - 1))) if isinstance(module, _CHANNEL_WISE) and len(shape) > 1 else shape
-    return (torch.rand((samples, 1, *per), generator=generator) >= module.p).float()
+    rate = float(module.p)  # type: ignore[arg-type]  # a dropout module's float rate
+    return (torch.rand((samples, 1, *per), generator=generator) >= rate).float()
 
 
 def _masked_dropout(module: nn.Module, x: Tensor, keep: Tensor) -> Tensor:
     """What ``module`` computes in train mode on ``x`` ``(T, N, ...)`` with the keep-mask ``keep`` (torch's rules)."""
-    p = float(module.p)
+    p = float(module.p)  # type: ignore[arg-type]  # a dropout module's float rate
     keep = keep.to(device=x.device, dtype=x.dtype)
     if isinstance(module, _ALPHA):
         a = 1.0 / ((_SELU_ALPHA**2 * p + 1.0) * (1.0 - p)) ** 0.5

@@ -187,13 +187,13 @@ class TorchTrainer(Trainer):
         if not isinstance(loader, DataLoader):
             raise TypeError(f"fit_loader takes a torch DataLoader yielding (x, y) batches, got "
                             f"{type(loader).__name__}; wrap a Dataset: DataLoader(dataset, batch_size=64, shuffle=True)")
-        loader = _CheckedBatches(loader, self.clip_values)
-        xb, _ = next(iter(loader))
+        batches = _CheckedBatches(loader, self.clip_values)
+        xb, _ = next(iter(batches))
         module = self.training_module()
         with torch.no_grad(), eval_mode(module):
             self._nb_classes = int(module(torch.as_tensor(xb[:1], dtype=torch.float32, device=self._view.device)).shape[1])
         self._input_shape = tuple(xb.shape[1:])
-        self._train(loader)
+        self._train(batches)
         return self
 
     def get_network(self) -> nn.Module:
