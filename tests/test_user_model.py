@@ -28,6 +28,12 @@ def test_mahalanobis_with_several_layers_needs_its_combiner(digits, ce_trainer):
 
 def test_art_classifier_follows_arts_default_device(digits):
     """0.3 defaulted to device_type='cpu' (ART's default is the GPU when there is one)."""
+    import inspect
+
+    from art.estimators.classification import PyTorchClassifier
+
+    art_default = inspect.signature(PyTorchClassifier.__init__).parameters["device_type"].default
+    assert inspect.signature(ra.make_art_classifier).parameters["device_type"].default == art_default
     clf = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert clf.device.type == expected
