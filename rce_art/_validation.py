@@ -16,6 +16,45 @@ from torch import Tensor
 ArrayLike = np.ndarray | Tensor
 
 
+def is_data_source(x: Any) -> bool:
+    """Whether ``x`` is a torch ``DataLoader`` or ``Dataset`` (rather than an array or tensor)."""
+    from torch.utils.data import DataLoader, Dataset
+
+    return isinstance(x, (DataLoader, Dataset))
+
+
+def materialise(data: Any, name: str = "x") -> tuple[np.ndarray, np.ndarray | None]:
+    """Inputs (and labels, if the items carry them) of a ``DataLoader`` or ``Dataset`` as float32 / int64 arrays.
+
+    Items or batches are ``x`` or ``(x, y, ...)``; an array or tensor is returned as it is, with no labels.
+
+    Raises:
+        TypeError: On dict items or batches (say how to map them), or items of another kind.
+    """
+    from torch.utils.data import DataLoader
+
+    if not is_data_source(data):
+        return data, None
+    items = data if isinstance(data, DataLoader) else (data[i] for i in range(len(data)))  # type: ignore[arg-type]
+    xs, ys = [], []
+    for item in items:
+        if isinstance(item, dict):
+            raise TypeError(f"{name}: the {type(data).__name__} yields dicts (keys {sorted(item)}); make it yield (x, y) "
+                            "tuples, e.g. with a collate_fn returning (batch['image'], batch['label'])")
+        x, y = (item[0], item[1] if len(item) > 1 else None) if isinstance(item, (tuple, list)) else (item, None)
+        if not isinstance(x, (Tensor, np.ndarray)):
+            raise TypeError(f"{name}: items must be arrays or tensors (or (x, y) pairs of them), got {type(x).__name__}")
+        batched = isinstance(data, DataLoader)
+        xs.append(to_numpy(x) if batched else to_numpy(x)[None])
+        if y is not None:
+            ys.append(np.atleast_1d(to_numpy(y)))
+    if not xs:
+        raise ValueError(f"{name}: the {type(data).__name__} is empty")
+    x_all = np.concatenate(xs).astype(np.float32, copy=False)
+    y_all = np.concatenate(ys).astype(np.int64, copy=False) if len(ys) == len(xs) else None
+    return x_all, y_all
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """Return ``x`` as a numpy array (detached and moved to CPU for tensors)."""
     if isinstance(x, Tensor):

@@ -202,3 +202,23 @@ def test_cw_wb_refuses_a_detector_it_cannot_attack_and_names_what_can(digits, ce
         ra.CarliniWagnerWB(max_iter=2).run(det, x, y)
     with pytest.raises(TypeError, match="K-density detectors.*DetectorPGD"):
         ra.CarliniWagnerWBART(ce_trainer.get_classifier(), det, verbose=False)
+
+
+def test_detectors_attacks_and_evaluation_take_dataloaders_and_datasets(digits, ce_trainer):
+    """0.3 took arrays only (a DataLoader reached check_inputs and failed there)."""
+    clf = ce_trainer.get_classifier()
+    train = TensorDataset(torch.as_tensor(digits.x_train), torch.as_tensor(digits.y_train))
+    cal = DataLoader(TensorDataset(torch.as_tensor(digits.x_test[:100]), torch.as_tensor(digits.y_test[:100])),
+                     batch_size=32)
+    det = ra.KDensityDetector(clf, n_per_class=40).fit(DataLoader(train, batch_size=100), x_calibration=cal)
+    ref = ra.KDensityDetector(clf, n_per_class=40).fit(digits.x_train, digits.y_train,
+                                                        x_calibration=digits.x_test[:100])
+    assert det.threshold_ == ref.threshold_
+    test = TensorDataset(torch.as_tensor(digits.x_test[100:130]), torch.as_tensor(digits.y_test[100:130]))
+    np.testing.assert_array_equal(det.score(test), ref.score(digits.x_test[100:130]))
+    r = ra.DetectorPGD(0.1, steps=2).generate(det, DataLoader(test, batch_size=16))
+    assert r.x_adv.shape == (30, 1, 8, 8)
+    rec = ra.evaluate_attack(det, DataLoader(test, batch_size=8), r.x_adv.numpy(), None, digits.clip_values)
+    assert rec["n"] == 30
+    with pytest.raises(ValueError, match="needs labels"):
+        ra.KDensityDetector(clf).fit(digits.x_train)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, check_labels, check_positive
+from rce_art._validation import check_inputs, check_labels, check_positive, materialise
 from rce_art.detectors.kernel import KernelBank, class_log_kdensity, loo_log_kdensity
 from rce_art.settings import cw_wb_settings
 
@@ -198,12 +198,17 @@ class CarliniWagnerWB:
         return torch.stack(out).float().cpu()
 
     # ---------------------------------------------------------------------- run
-    def generate(self, detector: Any, x: Any, labels: Any, targeted: bool = False, batch_size: int = 128,
+    def generate(self, detector: Any, x: Any, labels: Any = None, targeted: bool = False, batch_size: int = 128,
                  progress: bool = False) -> CWResult:
         """Attack ``x`` in batches of ``batch_size`` (see [`run`][]), with an optional progress bar
-        showing examples done and the success rate so far."""
+        showing examples done and the success rate so far. ``x`` may be a ``DataLoader`` / ``Dataset`` yielding
+        ``(x, y)``: its labels are used unless ``labels`` is given."""
         from tqdm.auto import tqdm
 
+        x, found = materialise(x, "x")
+        labels = found if labels is None else labels
+        if labels is None:
+            raise ValueError("CarliniWagnerWB.generate needs labels (true labels, or targets when targeted)")
         x = torch.as_tensor(x, dtype=torch.float32)
         labels = torch.as_tensor(labels)
         parts: list[CWResult] = []

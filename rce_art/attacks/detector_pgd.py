@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, check_labels, check_positive
+from rce_art._validation import check_inputs, check_labels, check_positive, materialise
 
 __all__ = ["DetectorPGD", "DetectorPGDResult", "classifier_logits", "classifier_margin", "orthogonalise"]
 
@@ -269,11 +269,21 @@ class DetectorPGD:
             g = torch.where(on_detector, gd, gm)
         return self._step(g, use_sign=False)
 
-    def generate(self, detector: Any, x: Any, labels: Any, batch_size: int = 128, progress: bool = False
+    def generate(self, detector: Any, x: Any, labels: Any = None, batch_size: int = 128, progress: bool = False
                  ) -> DetectorPGDResult:
-        """Attack ``x`` in batches (see [`run`][]), with an optional progress bar."""
+        """Attack ``x`` in batches (see [`run`][]), with an optional progress bar.
+
+        ``x`` may be a ``DataLoader`` / ``Dataset`` yielding ``(x, y)``: its labels are used unless ``labels`` is given.
+
+        Raises:
+            ValueError: Without labels (none given, none in the loader's items).
+        """
         from tqdm.auto import tqdm
 
+        x, found = materialise(x, "x")
+        labels = found if labels is None else labels
+        if labels is None:
+            raise ValueError("DetectorPGD.generate needs labels (true labels, or targets when targeted)")
         x, labels = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(labels)
         parts = [self.run(detector, x[i : i + batch_size], labels[i : i + batch_size])
                  for i in tqdm(range(0, x.shape[0], batch_size), desc=f"PGD[{self.mode}]", disable=not progress,

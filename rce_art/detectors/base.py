@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, to_numpy
+from rce_art._validation import check_inputs, is_data_source, materialise, to_numpy
 from rce_art.detectors.calibration import calibrate_threshold
 from rce_art.detectors.persistence import check_fingerprint, load_state, model_fingerprint, save_state
 from rce_art.distributed import all_gather_concat, is_distributed, shard_slice
@@ -172,6 +172,22 @@ class ScoreDetector(EvasionDetector):
         finally:
             self._eot_draw = old
 
+    @staticmethod
+    def _fit_data(x: Any, y: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        """``(x, y)`` as arrays when ``x`` is a DataLoader / Dataset (labels from its items unless ``y`` is given); the
+        input keyword arguments (``x_calibration``, ``x_clean``, ...) too, in place.
+
+        Raises:
+            ValueError: If no labels are given or found.
+        """
+        for k in ("x_calibration", "x_clean", "x_adv", "x_noisy"):
+            if is_data_source(kwargs.get(k)):
+                kwargs[k] = materialise(kwargs[k], k)[0]
+        if is_data_source(x):
+            x, found = materialise(x, "x")
+            y = found if y is None else y
+        return x, y
+
     def _warn_uncalibrated(self) -> None:
         """Warn that the threshold is about to be set on inputs drawn from ``fit``'s own (training) inputs."""
         warnings.warn(
@@ -220,6 +236,7 @@ class ScoreDetector(EvasionDetector):
 
     def _scores_and_predictions(self, x: Any, batch_size: int | None) -> tuple[np.ndarray, np.ndarray]:
         self.check_fitted()
+        x = materialise(x)[0]  # arrays, tensors, or a DataLoader / Dataset of them
         logits, feats = self.extract(x, batch_size)
         with torch.no_grad():
             scores = self.score_features(logits, feats)

@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_labels, to_numpy
+from rce_art._validation import check_labels, materialise, to_numpy
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.combiner import LogisticCombiner, is_sparse_attack, matched_flip_noise, matched_gaussian_noise
 
@@ -63,11 +63,13 @@ class CombinedDetector(ScoreDetector):
         raise NotImplementedError
 
     # ------------------------------------------------------------------- fitting
-    def fit(self, x: Any, y: Any, batch_size: int | None = None, nb_epochs: int = 0, **kwargs: Any) -> CombinedDetector:
+    def fit(self, x: Any, y: Any = None, batch_size: int | None = None, nb_epochs: int = 0,
+            **kwargs: Any) -> CombinedDetector:
         """Fit the unsupervised part on ``(x, y)``, the combiner on ``x_clean`` / ``x_adv``, then calibrate.
 
         Args:
-            x: Clean training inputs ``(N, *input_shape)``.
+            x: Clean training inputs ``(N, *input_shape)``, or a ``DataLoader`` / ``Dataset`` yielding ``(x, y)``
+                (then ``y`` may be omitted); ``x_calibration``, ``x_clean`` and ``x_adv`` may be loaders too.
             y: Their labels ``(N,)`` or one-hot.
             batch_size: Batch size of the forward passes.
             nb_epochs: Ignored (ART signature).
@@ -87,6 +89,9 @@ class CombinedDetector(ScoreDetector):
         unknown = set(kwargs) - self.fit_kwargs
         if unknown:
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; fit accepts {sorted(self.fit_kwargs)}")
+        x, y = self._fit_data(x, y, kwargs)
+        if y is None:
+            raise ValueError("fit needs labels y (or a DataLoader / Dataset yielding (x, y))")
         self._check_x(x)
         x = to_numpy(x).astype(np.float32)
         logits = self.extract(x[:256])[0]
@@ -227,6 +232,7 @@ class CombinedDetector(ScoreDetector):
 
     def _scores_and_predictions(self, x: Any, batch_size: int | None) -> tuple[np.ndarray, np.ndarray]:
         self.check_fitted()
+        x = materialise(x)[0]
         self._check_x(x)
         logits, ch = self._characteristics_batched(to_numpy(x).astype(np.float32), batch_size)
         with torch.no_grad():

@@ -95,7 +95,8 @@ class KDensityDetector(ScoreDetector):
             raise ValueError(f"calibration_fraction must be in (0, 1), got {self.calibration_fraction}")
 
     # ---------------------------------------------------------------------- fit
-    def fit(self, x: Any, y: Any, batch_size: int | None = None, nb_epochs: int = 0, **kwargs: Any) -> KDensityDetector:
+    def fit(self, x: Any, y: Any = None, batch_size: int | None = None, nb_epochs: int = 0,
+            **kwargs: Any) -> KDensityDetector:
         """Extract the kernel's training features, choose the bandwidth and calibrate the threshold.
 
         Data seen: the kernel holds up to ``n_per_class`` points per class of ``(x, y)``; the threshold is
@@ -103,7 +104,8 @@ class KDensityDetector(ScoreDetector):
         the kernel.
 
         Args:
-            x: Training inputs ``(N, *input_shape)`` in the classifier's pixel range.
+            x: Training inputs ``(N, *input_shape)`` in the classifier's pixel range, or a ``DataLoader`` /
+                ``Dataset`` yielding ``(x, y)`` (then ``y`` may be omitted).
             y: Their true labels, ``(N,)`` integers or ``(N, L)`` one-hot.
             batch_size: Feature-extraction batch size (default: the constructor's).
             nb_epochs: Ignored (ART signature; nothing is trained).
@@ -117,6 +119,9 @@ class KDensityDetector(ScoreDetector):
             ValueError: On invalid inputs or labels, a class with no training point, or a raw
                 (unreversed) RCE network.
         """
+        x, y = self._fit_data(x, y, kwargs)
+        if y is None:
+            raise ValueError("fit needs labels y (or a DataLoader / Dataset yielding (x, y))")
         self._check_x(x)
         unknown = set(kwargs) - {"x_calibration"}
         if unknown:

@@ -38,6 +38,7 @@ class _LogitMetricDetector(ScoreDetector):
         unknown = set(kwargs) - {"x_calibration"}
         if unknown:
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; fit accepts x_calibration")
+        x, y = self._fit_data(x, y, kwargs)
         self._check_x(x)
         logits, _ = self.extract(x, batch_size)
         self.nb_classes_ = int(logits.shape[1])

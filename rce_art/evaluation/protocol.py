@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rce_art._validation import to_numpy
+from rce_art._validation import materialise, to_numpy
 from rce_art.evaluation.detectors import evaluate_detectors
 from rce_art.evaluation.paired import detection_auc, distortion, kept_pairs, tpr_at_fpr
 from rce_art.metrics import confidence, confidence_log_odds, non_me
@@ -106,16 +106,18 @@ def example_scores(detector: Any, x: np.ndarray, x_adv: np.ndarray, y: np.ndarra
 
     Args:
         detector: A fitted K-density detector on the attacked model.
-        x: Clean inputs ``(N, ...)``.
-        x_adv: Their adversarial counterparts, same shape.
-        y: True labels ``(N,)``.
+        x: Clean inputs ``(N, ...)``, or a ``DataLoader`` / ``Dataset`` yielding ``(x, y)``.
+        x_adv: Their adversarial counterparts, same shape (an array, or a loader in the same order).
+        y: True labels ``(N,)`` (``None``: the labels of ``x``'s items).
         clip_values: Pixel range (for the [0, 255] distortion).
 
     Returns:
         Arrays of length ``N``: ``y``, ``distortion``, and ``clean_<s>`` / ``adv_<s>`` for each ranking
         score ``s`` of `RANK_BY` and for ``predicted_class``.
     """
-    y = np.asarray(y).ravel()
+    x, found = materialise(x, "x")  # arrays, or a DataLoader / Dataset (its labels when y is None)
+    x_adv = materialise(x_adv, "x_adv")[0]
+    y = np.asarray(found if y is None else y).ravel()
     keys = (*sorted(set(RANK_BY.values())), "predicted_class")
     if len(y) == 0:
         return {"y": y.astype(np.int64), "distortion": np.zeros(0),
