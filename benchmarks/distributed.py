@@ -36,7 +36,7 @@ def worker(args: argparse.Namespace) -> None:
     y = np.arange(args.n_train) % 10
     torch.manual_seed(0)
     net = ra.SmallCNN(1, 10, width=16)
-    trainer = ra.CETrainer(net, clip_values=(-0.5, 0.5), epochs=1, batch_size=128, lr=0.05, progress=False)
+    trainer = ra.CETrainer(net, clip_values=(-0.5, 0.5), epochs=1, batch_size=128, lr=0.05, verbose=False)
     barrier()
     t = time.perf_counter()
     trainer.fit(x, y)

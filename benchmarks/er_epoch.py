@@ -25,7 +25,7 @@ def er_epoch(x, y, seed: int, regularizer) -> float:
     net = ra.ERClassifier.small(1, 10, k=32, width=16)
     trainer = ra.ERTrainer(net, clip_values=(-0.5, 0.5), regularizer=regularizer, pgd_eps=PGD["eps"],
                            pgd_alpha=PGD["alpha"], pgd_steps=PGD["steps"], epochs=1, batch_size=128, lr=0.05,
-                           progress=False, seed=seed)
+                           verbose=False, seed=seed)
     t = time.perf_counter()
     trainer.fit(x, y)
     return time.perf_counter() - t

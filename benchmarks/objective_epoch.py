@@ -27,7 +27,7 @@ def epoch_time(objective, x, y, seed: int) -> float:
     torch.manual_seed(seed)
     net = ra.SmallCNN(x.shape[1], 10, width=16)
     trainer = ra.ObjectiveTrainer(net, objective, clip_values=(-0.5, 0.5), epochs=1, batch_size=128, lr=0.05,
-                                  progress=False, seed=seed)
+                                  verbose=False, seed=seed)
     t = time.perf_counter()
     trainer.fit(x, y)
     return time.perf_counter() - t

@@ -21,7 +21,7 @@ def epoch_time(trainer_cls, x, y, seed: int, **kw) -> float:
     torch.manual_seed(seed)
     net = ra.SmallCNN(x.shape[1], 10, width=kw.pop("width"))
     t = time.perf_counter()
-    trainer_cls(net, epochs=1, batch_size=128, lr=0.05, progress=False, seed=seed, **kw).fit(x, y)
+    trainer_cls(net, epochs=1, batch_size=128, lr=0.05, verbose=False, seed=seed, **kw).fit(x, y)
     return time.perf_counter() - t
 
 

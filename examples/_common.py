@@ -188,7 +188,7 @@ def train_models(
         key = [objective, epochs, args.seed, len(data.x_train), SGD["lr"], batch_size, "w16"] + ([dropout] if dropout else [])
         out[objective] = train_cached(
             args, data, objective, key, lambda clf, cls=trainer_cls, kw=extra: cls(
-                clf, epochs=epochs, batch_size=batch_size, seed=args.seed, progress=not args.quiet, **kw),
+                clf, epochs=epochs, batch_size=batch_size, seed=args.seed, verbose=not args.quiet, **kw),
             model=model, dropout=dropout, epochs=epochs)
     return out
 

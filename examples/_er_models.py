@@ -102,7 +102,7 @@ def train_all(args: argparse.Namespace, data: ra.Dataset, s: dict[str, Any], nam
             if spec == "ce":
                 def make(raw):
                     return ra.CETrainer(raw, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                                        seed=args.seed, progress=not args.quiet)
+                                        seed=args.seed, verbose=not args.quiet)
             else:
                 def make(raw, spec=spec):
                     return _art_baseline(spec, raw, s, args.seed)
@@ -115,7 +115,7 @@ def train_all(args: argparse.Namespace, data: ra.Dataset, s: dict[str, Any], nam
                                     pgd_steps=s["pgd_steps"], critic_clip=s["critic_clip"],
                                     encoder_lr=s["encoder_lr"], encoder_step=s["encoder_step"],
                                     trades_beta=s["trades_beta"], epochs=s["epochs"], batch_size=s["batch_size"],
-                                    lr=s["lr"], seed=args.seed, progress=not args.quiet, **opts)
+                                    lr=s["lr"], seed=args.seed, verbose=not args.quiet, **opts)
 
             vae = opts.get("regularizer") == "vae"
             models[name] = C.train_cached(args, data, name, key, make, epochs=s["epochs"],

@@ -28,7 +28,7 @@ def main() -> None:
     torch.manual_seed(0)
     data = ra.load_dataset("digits")
     raw = ra.make_art_classifier(ra.SmallCNN(1, 10, dropout=0.5), data.input_shape, 10, data.clip_values)
-    clf = ra.CETrainer(raw, epochs=20, batch_size=64, seed=0, progress=False).fit(data.x_train, data.y_train).classifier
+    clf = ra.CETrainer(raw, epochs=20, batch_size=64, seed=0).fit(data.x_train, data.y_train).classifier  # 0.3 and 0.4
     x_cal, x_eval = data.x_test[:270], data.x_test[270:]
     print(f"rce_art {ra.__version__} from {ra.__file__}; torch threads {torch.get_num_threads()}")
 

@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> list[dict]:
         net = ra.SmallCNN(in_channels=1, num_classes=10)
         raw = ra.make_art_classifier(net, data.input_shape, 10, data.clip_values)
         trainer = trainer_cls(
-            raw, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet
+            raw, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed, verbose=not args.quiet
         )
         classifier = trainer.fit(data.x_train, data.y_train).get_classifier()
         acc = float((classifier.predict(data.x_test).argmax(1) == data.y_test).mean())

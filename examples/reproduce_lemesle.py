@@ -55,7 +55,7 @@ def training_settings(args, data) -> dict:
 def train(args, data, settings: dict, name: str, objective=None, reverse: bool = False):
     """One model on ``objective`` (``None``: RCE), cached under ``--out/models``; ``reverse``: a reverse classifier."""
     def make(clf):
-        kw = dict(settings, seed=args.seed, progress=not args.quiet)
+        kw = dict(settings, seed=args.seed, verbose=not args.quiet)
         if objective is None:
             return ra.RCETrainer(clf, **kw)
         return ra.ObjectiveTrainer(clf, objective, reverse=reverse, **kw)

@@ -57,13 +57,13 @@ def distill(teacher, data, args, epochs: int):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, soft), batch_size=128, shuffle=True,
                                          generator=torch.Generator().manual_seed(args.seed))
     ra.train_model(student, loader, lambda z, p: F.kl_div(F.log_softmax(z, 1), p, reduction="batchmean"),
-                   epochs=epochs, lr=0.05, seed=args.seed, progress=not args.quiet)
+                   epochs=epochs, lr=0.05, seed=args.seed, verbose=not args.quiet)
     return ra.make_art_classifier(student, data.input_shape, data.nb_classes, data.clip_values)
 
 
 def cw_wb(det, x, targets, args):
     return CarliniWagnerWB(**C.cw_wb_params(args)).generate(det, torch.as_tensor(x), torch.as_tensor(targets), targeted=True,
-                                             progress=not args.quiet)
+                                             verbose=not args.quiet)
 
 
 def main(argv: list[str] | None = None) -> dict:

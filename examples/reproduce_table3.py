@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             attack = CarliniWagnerWB(confidence=kappa, kernel_per_class=args.kernel_per_class, **params)
             t = time.perf_counter()
             result = attack.generate(det, torch.as_tensor(x), torch.as_tensor(targets), targeted=True,
-                                     progress=not args.quiet)
+                                     verbose=not args.quiet)
             seconds = (time.perf_counter() - t) / n
             rec.update({f"{k}{tag}": v for k, v in summarise(result, det, x, data.clip_values).items()})
             rec[f"s_per_example{tag}"] = seconds

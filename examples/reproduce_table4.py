@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for s_obj, s_clf in substitutes.items():
         s_det = C.fit_detector(s_clf, data, x_cal, args.seed)
         result = CarliniWagnerWB(**params).generate(s_det, torch.as_tensor(x), torch.as_tensor(targets),
-                                                    targeted=True, progress=not args.quiet)
+                                                    targeted=True, verbose=not args.quiet)
         x_adv = result.x_adv.cpu().numpy()
         for t_obj, t_det in target_dets.items():
             rec = ra.evaluate_attack(t_det, x, x_adv, y, data.clip_values, substitute=s_obj, target=t_obj)

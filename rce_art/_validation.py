@@ -55,6 +55,17 @@ def materialise(data: Any, name: str = "x") -> tuple[np.ndarray, np.ndarray | No
     return x_all, y_all
 
 
+def deprecated_progress(progress: bool | None, verbose: bool) -> bool:
+    """``verbose``, or the deprecated ``progress`` (0.3's word for it) with a ``DeprecationWarning``."""
+    if progress is None:
+        return verbose
+    import warnings
+
+    warnings.warn("progress= is deprecated since rce-art 0.4: every progress bar is switched by verbose=, as in ART",
+                  DeprecationWarning, stacklevel=3)
+    return bool(progress)
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """Return ``x`` as a numpy array (detached and moved to CPU for tensors)."""
     if isinstance(x, Tensor):

@@ -20,7 +20,7 @@ def _train(digits: ra.Dataset, trainer_cls: type, epochs: int = 15):
     torch.manual_seed(0)
     net = ra.SmallCNN(1, 10)
     raw = ra.make_art_classifier(net, digits.input_shape, 10, digits.clip_values)
-    return trainer_cls(raw, epochs=epochs, lr=0.1, batch_size=64, seed=0, progress=False).fit(digits.x_train, digits.y_train)
+    return trainer_cls(raw, epochs=epochs, lr=0.1, batch_size=64, seed=0, verbose=False).fit(digits.x_train, digits.y_train)
 
 
 @pytest.fixture(scope="session")

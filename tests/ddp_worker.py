@@ -42,7 +42,7 @@ def main() -> None:
     # 1. CE training under DDP, global batch 64 (32 per process; 30 and 29 in the last batch)
     torch.manual_seed(0)
     net = tiny_net()
-    trainer = ra.CETrainer(net, clip_values=data.clip_values, epochs=2, batch_size=64, seed=0, progress=False)
+    trainer = ra.CETrainer(net, clip_values=data.clip_values, epochs=2, batch_size=64, seed=0, verbose=False)
     trainer.fit(x, y)
     torch.save(net.state_dict(), args.out / f"model-rank{rank}.pt")
     flats = all_gather_concat(flat(net)[None])
@@ -52,9 +52,9 @@ def main() -> None:
     # 2. BatchNorm model, PDM (its loss goes through DDP's forward) and ER-Classifier (critic and encoder steps
     #    outside DDP, gradients averaged by hand): ranks still agree
     er_kw = {"critic_hidden": 16, "pgd_eps": 0.1, "pgd_alpha": 0.05, "pgd_steps": 2}
-    for name, make in (("small_cnn_ce", lambda c: ra.CETrainer(c, epochs=1, batch_size=64, progress=False)),
-                       ("pdm", lambda c: ra.PDMTrainer(c, epochs=1, batch_size=64, progress=False)),
-                       ("er", lambda c: ra.ERTrainer(c, epochs=1, batch_size=64, progress=False, **er_kw))):
+    for name, make in (("small_cnn_ce", lambda c: ra.CETrainer(c, epochs=1, batch_size=64, verbose=False)),
+                       ("pdm", lambda c: ra.PDMTrainer(c, epochs=1, batch_size=64, verbose=False)),
+                       ("er", lambda c: ra.ERTrainer(c, epochs=1, batch_size=64, verbose=False, **er_kw))):
         torch.manual_seed(1)
         cnn = ra.ERClassifier.small(1, 10, k=8, width=8) if name == "er" else ra.SmallCNN(1, 10, width=8)
         make(ra.make_art_classifier(cnn, data.input_shape, 10, data.clip_values)).fit(x, y)

@@ -50,7 +50,7 @@ def clf(digits):
     """A small CNN with dropout (needed by the MC-dropout detectors), trained briefly."""
     torch.manual_seed(0)
     raw = ra.make_art_classifier(ra.SmallCNN(1, 10, dropout=0.5), digits.input_shape, 10, digits.clip_values)
-    return ra.CETrainer(raw, epochs=6, batch_size=64, progress=False).fit(digits.x_train, digits.y_train).classifier
+    return ra.CETrainer(raw, epochs=6, batch_size=64, verbose=False).fit(digits.x_train, digits.y_train).classifier
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def er_clf(digits):
     raw = ra.make_art_classifier(ra.ERClassifier.small(1, 10, k=8, width=16), digits.input_shape, 10,
                                  digits.clip_values)
     return ra.ERTrainer(raw, regularizer=None, adversarial=None, epochs=6, batch_size=64,
-                        progress=False).fit(digits.x_train, digits.y_train).classifier
+                        verbose=False).fit(digits.x_train, digits.y_train).classifier
 
 
 @pytest.fixture(scope="module")
@@ -155,14 +155,14 @@ def test_detector_restores_model_mode_and_has_finite_gradients(fitted, digits):
 
 # -------------------------------------------------------------------------------------------- trainers
 TRAINERS = {
-    "CETrainer": lambda clf: ra.CETrainer(clf, epochs=3, batch_size=32, progress=False),
-    "RCETrainer": lambda clf: ra.RCETrainer(clf, epochs=3, batch_size=32, progress=False),
-    "PDMTrainer": lambda clf: ra.PDMTrainer(clf, epochs=3, batch_size=32, progress=False),
+    "CETrainer": lambda clf: ra.CETrainer(clf, epochs=3, batch_size=32, verbose=False),
+    "RCETrainer": lambda clf: ra.RCETrainer(clf, epochs=3, batch_size=32, verbose=False),
+    "PDMTrainer": lambda clf: ra.PDMTrainer(clf, epochs=3, batch_size=32, verbose=False),
     "ObjectiveTrainer": lambda clf: ra.ObjectiveTrainer(
         clf, ra.ComposedObjective(rce_smoothing=0.4, logit_squeezing=0.1, output_variance=1.0), epochs=3,
-        batch_size=32, progress=False, schedule="cosine", weight_decay=5e-4, augment="crop", crop_padding=1),
+        batch_size=32, verbose=False, schedule="cosine", weight_decay=5e-4, augment="crop", crop_padding=1),
     "ERTrainer": lambda clf: ra.ERTrainer(clf, critic_hidden=32, pgd_eps=0.05, pgd_alpha=0.02, pgd_steps=2, epochs=3,
-                                          batch_size=32, progress=False),
+                                          batch_size=32, verbose=False),
 }
 TRAINER_MODELS = {"ERTrainer": lambda: ra.ERClassifier.small(1, 10, k=16, width=16)}
 

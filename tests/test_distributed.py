@@ -136,7 +136,7 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(two
         sys.path.remove(str(HERE))
     torch.manual_seed(0)
     net = tiny_net()
-    trainer = ra.CETrainer(net, clip_values=digits.clip_values, epochs=2, batch_size=64, seed=0, progress=False)
+    trainer = ra.CETrainer(net, clip_values=digits.clip_values, epochs=2, batch_size=64, seed=0, verbose=False)
     trainer.fit(digits.x_train[:251], digits.y_train[:251])  # 251: the last global batch splits 30 / 29
     ddp = torch.load(out / "model-rank0.pt", weights_only=True)
     for k, v in net.state_dict().items():  # 8 SGD steps: only the order of float reductions differs

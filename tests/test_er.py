@@ -46,11 +46,11 @@ def test_trades_loss_hand_value():
 def test_er_trainer_without_regulariser_or_minmax_equals_ce_training(digits):
     x, y = digits.x_train[:256], digits.y_train[:256]
     states = []
-    for make in (lambda m: ra.CETrainer(m, clip_values=digits.clip_values, epochs=2, batch_size=64, progress=False),
+    for make in (lambda m: ra.CETrainer(m, clip_values=digits.clip_values, epochs=2, batch_size=64, verbose=False),
                  lambda m: ra.ERTrainer(m, clip_values=digits.clip_values, lam=0.0, adversarial=None, epochs=2,
-                                        batch_size=64, progress=False),
+                                        batch_size=64, verbose=False),
                  lambda m: ra.ERTrainer(m, clip_values=digits.clip_values, regularizer=None, adversarial=None,
-                                        epochs=2, batch_size=64, progress=False)):
+                                        epochs=2, batch_size=64, verbose=False)):
         model = _er_model()
         make(model).fit(x, y)
         states.append(model.state_dict())
@@ -62,7 +62,7 @@ def test_er_trainer_clips_the_critic_and_keeps_global_rng(digits):
     model = _er_model()
     trainer = ra.ERTrainer(model, clip_values=digits.clip_values, lam=1.0, critic_clip=0.02, critic_hidden=32,
                            pgd_eps=0.2 * (digits.clip_values[1] - digits.clip_values[0]), pgd_alpha=0.05, pgd_steps=3,
-                           epochs=1, batch_size=64, progress=False)
+                           epochs=1, batch_size=64, verbose=False)
     torch.manual_seed(7)
     before = torch.rand(2)
     torch.manual_seed(7)
@@ -76,7 +76,7 @@ def test_er_trainer_clips_the_critic_and_keeps_global_rng(digits):
 @pytest.mark.parametrize("variant", [{"loss": "trades", "pgd_steps": 2}, {"regularizer": "vae", "adversarial": None}])
 def test_er_variants_train(variant, digits):
     model = _er_model(variational=variant.get("regularizer") == "vae")
-    trainer = ra.ERTrainer(model, clip_values=digits.clip_values, epochs=1, batch_size=64, progress=False,
+    trainer = ra.ERTrainer(model, clip_values=digits.clip_values, epochs=1, batch_size=64, verbose=False,
                            pgd_eps=0.1, pgd_alpha=0.05, critic_hidden=16, **variant)
     trainer.fit(digits.x_train[:128], digits.y_train[:128])
     assert np.isfinite(trainer.history_.loss).all()
@@ -114,7 +114,7 @@ def test_in_loop_pgd_matches_arts_pgd(ce_trainer, digits):
 def test_er_detector_density_against_float64_brute_force(digits):
     model = _er_model()
     ra.ERTrainer(model, clip_values=digits.clip_values, regularizer=None, adversarial=None, epochs=2, batch_size=64,
-                 progress=False).fit(digits.x_train, digits.y_train)
+                 verbose=False).fit(digits.x_train, digits.y_train)
     for code in ("z", "combined"):
         det = ra.ERDetector(model, code=code, n_per_class=40, bandwidth=0.7, seed=0)
         det.fit(digits.x_train, digits.y_train)
@@ -133,7 +133,7 @@ def test_er_detector_density_against_float64_brute_force(digits):
 def test_er_detector_combiner_save_load_and_errors(digits, tmp_path):
     model = _er_model()
     ra.ERTrainer(model, clip_values=digits.clip_values, regularizer=None, adversarial=None, epochs=2, batch_size=64,
-                 progress=False).fit(digits.x_train, digits.y_train)
+                 verbose=False).fit(digits.x_train, digits.y_train)
     x_clean = digits.x_test[:60]
     x_adv = linf_pgd(model, torch.as_tensor(x_clean), torch.as_tensor(digits.y_test[:60]), 0.3, 0.05, 5,
                      digits.clip_values).numpy()
@@ -224,5 +224,5 @@ def test_er_trades_runs_clean_and_adversarial_batches_in_separate_passes(digits,
     sizes = []
     net.encoder.stem.register_forward_pre_hook(lambda m, a: sizes.append(a[0].shape[0]) if m.training else None)
     ra.ERTrainer(clf, loss="trades", critic_hidden=16, pgd_eps=0.05, pgd_alpha=0.02, pgd_steps=1, epochs=1,
-                 batch_size=32, progress=False).fit(digits.x_train[:64], digits.y_train[:64])
+                 batch_size=32, verbose=False).fit(digits.x_train[:64], digits.y_train[:64])
     assert sizes and max(sizes) == 32  # never the concatenated 64-row batch

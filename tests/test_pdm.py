@@ -50,7 +50,7 @@ def test_partner_sampler_frequency_and_classes():
 def _train(digits, trainer_cls, epochs, n=None, **kw):
     torch.manual_seed(0)
     net = ra.SmallCNN(1, 10)
-    trainer = trainer_cls(net, epochs=epochs, lr=0.1, batch_size=64, progress=False, clip_values=digits.clip_values, **kw)
+    trainer = trainer_cls(net, epochs=epochs, lr=0.1, batch_size=64, verbose=False, clip_values=digits.clip_values, **kw)
     return net, trainer.fit(digits.x_train[:n], digits.y_train[:n])
 
 

@@ -181,8 +181,8 @@ def test_crop_flip_augmentation():
 
 def test_objective_trainer_default_equals_ce_trainer_and_reverse_wraps(digits):
     states = []
-    for make in (lambda m: ra.CETrainer(m, epochs=2, batch_size=64, progress=False),
-                 lambda m: ra.ObjectiveTrainer(m, epochs=2, batch_size=64, progress=False)):
+    for make in (lambda m: ra.CETrainer(m, epochs=2, batch_size=64, verbose=False),
+                 lambda m: ra.ObjectiveTrainer(m, epochs=2, batch_size=64, verbose=False)):
         torch.manual_seed(0)
         net = ra.SmallCNN(1, 10)
         clf = ra.make_art_classifier(net, digits.input_shape, 10, digits.clip_values)
@@ -191,7 +191,7 @@ def test_objective_trainer_default_equals_ce_trainer_and_reverse_wraps(digits):
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     net = ra.SmallCNN(1, 10)
     clf = ra.make_art_classifier(net, digits.input_shape, 10, digits.clip_values)
-    trainer = ra.ObjectiveTrainer(clf, reverse_cross_entropy, reverse=True, epochs=2, batch_size=64, progress=False,
+    trainer = ra.ObjectiveTrainer(clf, reverse_cross_entropy, reverse=True, epochs=2, batch_size=64, verbose=False,
                                   augment="crop-flip", schedule="cosine")
     trainer.fit(digits.x_train[:256], digits.y_train[:256])
     assert isinstance(trainer.get_model(), ra.ReverseLogits)
@@ -217,6 +217,6 @@ def test_rce_smoothing_minimiser_and_the_flip_at_l_minus_1(lam):
 
 def test_objective_trainer_warns_when_the_classifier_would_be_reversed(digits):
     clf = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values)
-    trainer = ra.ObjectiveTrainer(clf, ComposedObjective(rce_smoothing=20.0), epochs=1, batch_size=64, progress=False)
+    trainer = ra.ObjectiveTrainer(clf, ComposedObjective(rce_smoothing=20.0), epochs=1, batch_size=64, verbose=False)
     with pytest.warns(UserWarning, match="pass reverse=True"):
         trainer.fit(digits.x_train[:64], digits.y_train[:64])

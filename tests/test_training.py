@@ -54,7 +54,7 @@ def test_train_model_on_a_dataloader_is_seeded(digits):
         net = ra.SmallCNN(1, 10)
         ds = TensorDataset(torch.as_tensor(digits.x_train[:256]), torch.as_tensor(digits.y_train[:256]))
         loader = DataLoader(ds, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
-        hist = ra.train_model(net, loader, ra.reverse_cross_entropy, epochs=2, seed=3, progress=False)
+        hist = ra.train_model(net, loader, ra.reverse_cross_entropy, epochs=2, seed=3, verbose=False)
         return hist.loss
 
     a, b = run(), run()
@@ -63,10 +63,10 @@ def test_train_model_on_a_dataloader_is_seeded(digits):
 
 def test_trainer_on_plain_module_needs_clip_values_for_art(digits):
     net = ra.SmallCNN(1, 10)
-    t = ra.CETrainer(net, epochs=1, progress=False).fit(digits.x_train[:64], digits.y_train[:64])
+    t = ra.CETrainer(net, epochs=1, verbose=False).fit(digits.x_train[:64], digits.y_train[:64])
     with pytest.raises(ValueError, match="clip_values"):
         t.get_classifier()
-    t = ra.CETrainer(net, epochs=1, progress=False, clip_values=digits.clip_values).fit(digits.x_train[:64], digits.y_train[:64])
+    t = ra.CETrainer(net, epochs=1, verbose=False, clip_values=digits.clip_values).fit(digits.x_train[:64], digits.y_train[:64])
     assert t.get_classifier().clip_values.tolist() == list(digits.clip_values)
 
 
@@ -82,7 +82,7 @@ def test_trainers_train_through_the_estimators_preprocessing(digits):
         clip = (-0.5, 0.5) if preprocessing else ((-0.5 - mean) / std, (0.5 - mean) / std)
         clf = ra.make_art_classifier(net, digits.input_shape, 10, clip, **({"preprocessing": preprocessing}
                                                                             if preprocessing else {}))
-        return ra.RCETrainer(clf, epochs=4, lr=0.1, batch_size=64, progress=False).fit(data, y).classifier
+        return ra.RCETrainer(clf, epochs=4, lr=0.1, batch_size=64, verbose=False).fit(data, y).classifier
 
     through_art = train((mean, std), x)
     by_hand = train(None, ((x - mean) / std).astype(np.float32))
@@ -97,7 +97,7 @@ def test_trainer_classifier_property_gives_ordinary_predictions(digits, rce_trai
     assert rce_trainer.classifier is rce_trainer.get_classifier()
     acc = (rce_trainer.classifier.predict(digits.x_test).argmax(1) == digits.y_test).mean()
     assert acc > 0.95
-    plain = ra.RCETrainer(ra.SmallCNN(1, 10), epochs=1, progress=False)
+    plain = ra.RCETrainer(ra.SmallCNN(1, 10), epochs=1, verbose=False)
     assert isinstance(plain.classifier, ra.ReverseLogits)  # before fit and without clip values: the torch model
 
 

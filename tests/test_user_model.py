@@ -47,7 +47,7 @@ def test_fit_loader_checks_batches_as_fit_checks_arrays(digits):
                                  preprocessing=(0.0, 0.3))
     x, y = torch.as_tensor(digits.x_train[:128]), torch.as_tensor(digits.y_train[:128])
     normalised = DataLoader(TensorDataset(x / 0.3, y), batch_size=32)
-    trainer = ra.CETrainer(clf, epochs=1, progress=False)
+    trainer = ra.CETrainer(clf, epochs=1, verbose=False)
     with pytest.raises(ValueError, match="doubly normalised"):
         trainer.fit_loader(normalised)
     with pytest.raises(TypeError, match="wrap a Dataset"):
@@ -222,3 +222,23 @@ def test_detectors_attacks_and_evaluation_take_dataloaders_and_datasets(digits, 
     assert rec["n"] == 30
     with pytest.raises(ValueError, match="needs labels"):
         ra.KDensityDetector(clf).fit(digits.x_train)
+
+
+def test_trainers_take_an_optimizer_and_record_a_validation_accuracy(digits):
+    """0.3 hard-coded SGD and recorded no validation metric."""
+    import functools
+
+    torch.manual_seed(0)
+    clf = ra.make_art_classifier(ra.SmallCNN(1, 10), digits.input_shape, 10, digits.clip_values)
+    trainer = ra.RCETrainer(clf, epochs=2, batch_size=64, verbose=False, schedule="cosine",
+                            optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
+                            validation=(digits.x_test, digits.y_test)).fit(digits.x_train[:512], digits.y_train[:512])
+    assert len(trainer.history_.val_accuracy) == 2 and trainer.history_.val_accuracy[-1] > 0.5  # ordinary predictions
+    net = ra.SmallCNN(1, 10)
+    own = torch.optim.Adam(net.parameters(), lr=1e-3)  # the user's classifier carries its own optimizer
+    user = ra.make_art_classifier(net, digits.input_shape, 10, digits.clip_values, optimizer=own)
+    before = [p.detach().clone() for p in net.parameters()]
+    ra.CETrainer(user, epochs=1, verbose=False, optimizer="classifier").fit(digits.x_train[:128], digits.y_train[:128])
+    assert own.state and any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    with pytest.raises(ValueError, match="built with an optimizer"):
+        ra.CETrainer(clf, optimizer="classifier")

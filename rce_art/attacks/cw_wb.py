@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, check_labels, check_positive, materialise
+from rce_art._validation import check_inputs, check_labels, check_positive, deprecated_progress, materialise
 from rce_art.detectors.kernel import KernelBank, class_log_kdensity, loo_log_kdensity
 from rce_art.settings import cw_wb_settings
 
@@ -199,7 +199,7 @@ class CarliniWagnerWB:
 
     # ---------------------------------------------------------------------- run
     def generate(self, detector: Any, x: Any, labels: Any = None, targeted: bool = False, batch_size: int = 128,
-                 progress: bool = False) -> CWResult:
+                 verbose: bool = False, progress: bool | None = None) -> CWResult:
         """Attack ``x`` in batches of ``batch_size`` (see [`run`][]), with an optional progress bar
         showing examples done and the success rate so far. ``x`` may be a ``DataLoader`` / ``Dataset`` yielding
         ``(x, y)``: its labels are used unless ``labels`` is given."""
@@ -213,7 +213,8 @@ class CarliniWagnerWB:
         labels = torch.as_tensor(labels)
         parts: list[CWResult] = []
         done = ok = 0
-        with tqdm(total=x.shape[0], desc="C&W-wb", unit="ex", disable=not progress, leave=False) as bar:
+        verbose = deprecated_progress(progress, verbose)
+        with tqdm(total=x.shape[0], desc="C&W-wb", unit="ex", disable=not verbose, leave=False) as bar:
             for i in range(0, x.shape[0], batch_size):
                 r = self.run(detector, x[i : i + batch_size], labels[i : i + batch_size], targeted)
                 parts.append(r)

@@ -96,6 +96,6 @@ class CarliniWagnerWBART(EvasionAttack):
             The returned examples (see [`CarliniWagnerWB`][rce_art.attacks.CarliniWagnerWB]), same dtype as ``x``.
         """
         xt, labels = inputs_and_goals(self.detector, x, y, self.targeted)
-        result = self.core().generate(self.detector, xt, labels, self.targeted, self.batch_size, progress=self.verbose)
+        result = self.core().generate(self.detector, xt, labels, self.targeted, self.batch_size, verbose=self.verbose)
         self.last_result_: CWResult = result
         return result.x_adv.cpu().numpy().astype(np.asarray(x).dtype, copy=False)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, check_labels, check_positive, materialise
+from rce_art._validation import check_inputs, check_labels, check_positive, deprecated_progress, materialise
 
 __all__ = ["DetectorPGD", "DetectorPGDResult", "classifier_logits", "classifier_margin", "orthogonalise"]
 
@@ -269,8 +269,8 @@ class DetectorPGD:
             g = torch.where(on_detector, gd, gm)
         return self._step(g, use_sign=False)
 
-    def generate(self, detector: Any, x: Any, labels: Any = None, batch_size: int = 128, progress: bool = False
-                 ) -> DetectorPGDResult:
+    def generate(self, detector: Any, x: Any, labels: Any = None, batch_size: int = 128, verbose: bool = False,
+                 progress: bool | None = None) -> DetectorPGDResult:
         """Attack ``x`` in batches (see [`run`][]), with an optional progress bar.
 
         ``x`` may be a ``DataLoader`` / ``Dataset`` yielding ``(x, y)``: its labels are used unless ``labels`` is given.
@@ -286,7 +286,8 @@ class DetectorPGD:
             raise ValueError("DetectorPGD.generate needs labels (true labels, or targets when targeted)")
         x, labels = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(labels)
         parts = [self.run(detector, x[i : i + batch_size], labels[i : i + batch_size])
-                 for i in tqdm(range(0, x.shape[0], batch_size), desc=f"PGD[{self.mode}]", disable=not progress,
+                 for i in tqdm(range(0, x.shape[0], batch_size), desc=f"PGD[{self.mode}]",
+                               disable=not deprecated_progress(progress, verbose),
                                leave=False)]
         return DetectorPGDResult(*(torch.cat([getattr(p, f) for p in parts]) for f in DetectorPGDResult.__dataclass_fields__))
 

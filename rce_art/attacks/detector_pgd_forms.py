@@ -58,6 +58,6 @@ class DetectorPGDART(EvasionAttack):
         """Adversarial examples (same dtype as ``x``); ``y``: targets (targeted, required) or true labels
         (default: the model's predictions)."""
         xt, labels = inputs_and_goals(self.detector, x, y, self.targeted)
-        result = self.core().generate(self.detector, xt, labels, self.batch_size, progress=self.verbose)
+        result = self.core().generate(self.detector, xt, labels, self.batch_size, verbose=self.verbose)
         self.last_result_: DetectorPGDResult = result
         return result.x_adv.cpu().numpy().astype(np.asarray(x).dtype, copy=False)

@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from rce_art._validation import check_inputs
+from rce_art._validation import check_inputs, deprecated_progress
 from rce_art.distributed import broadcast_module, get_rank, get_world_size, is_distributed, is_main_process, rank_seed
 
 __all__ = ["SCHEDULES", "TrainHistory", "cosine_lr", "piecewise_lr", "train_model"]
@@ -47,10 +47,11 @@ def cosine_lr(step: int, total_steps: int) -> float:
 
 @dataclass
 class TrainHistory:
-    """Per-epoch mean training loss and learning rate."""
+    """Per-epoch mean training loss, learning rate and (when a validation set is given) validation accuracy."""
 
     loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
 
 
 class _ArrayBatches:
@@ -123,11 +124,14 @@ def train_model(
     gamma: float = 0.1,
     seed: int = 0,
     device: str | torch.device | None = None,
-    progress: bool = True,
+    verbose: bool = True,
     batch_loss: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
     schedule: str = "piecewise",
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
     post_step: Callable[[], None] | None = None,
+    optimizer: Any = None,
+    epoch_end: Callable[[TrainHistory], None] | None = None,
+    progress: bool | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place with SGD + momentum, weight decay and a piecewise schedule.
 
@@ -145,7 +149,7 @@ def train_model(
         gamma: Decay factor.
         seed: Seeds shuffling and any randomness in the model (global RNG state is restored after).
         device: Device to train on (default: the model's).
-        progress: Show a tqdm progress bar.
+        verbose: Show a tqdm progress bar (rank 0 only under torchrun).
         batch_loss: ``batch_loss(model, x, y) -> scalar`` replacing ``loss_fn(model(x), y)``, for
             objectives that need more than one forward pass per batch (e.g. PDM's Siamese partners).
         schedule: ``"piecewise"`` (``milestones``/``gamma``, Pang et al.) or ``"cosine"`` (annealing to 0
@@ -153,6 +157,11 @@ def train_model(
         augment: ``augment(x, generator) -> x`` applied to every training batch (e.g.
             `rce_art.data.augment.random_crop_flip`); its generator is seeded from ``seed``.
         post_step: Called after every optimiser step (e.g. ER-Classifier's encoder step, Algorithm 1 line 9).
+        optimizer: ``None`` (SGD with ``lr``, ``momentum``, ``weight_decay``), a factory called with the model's
+            parameters (e.g. ``functools.partial(torch.optim.Adam, lr=1e-3)``), or an optimizer over them (e.g.
+            the ART classifier's own). The learning-rate schedule multiplies its learning rate.
+        epoch_end: Called with the history after every epoch (e.g. to record a validation accuracy).
+        progress: Deprecated name of ``verbose`` (0.3).
 
     Distributed training: under ``torchrun`` (a process group of more than one process, see
     [`rce_art.distributed.init_distributed`][rce_art.distributed.init_distributed]) the model is wrapped in ``DistributedDataParallel``;
@@ -173,6 +182,7 @@ def train_model(
         ValueError: If ``epochs`` or ``batch_size`` < 1, on an unknown schedule, or on invalid data.
         FloatingPointError: If the loss becomes NaN or infinite (lower ``lr``).
     """
+    verbose = deprecated_progress(progress, verbose)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
     if schedule not in SCHEDULES:
@@ -189,7 +199,16 @@ def train_model(
     if distributed:
         net = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
     total = epochs * len(loader)  # type: ignore[arg-type]
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    opt: torch.optim.Optimizer
+    if optimizer is None:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    elif isinstance(optimizer, torch.optim.Optimizer):
+        opt = optimizer
+    elif callable(optimizer):
+        opt = optimizer(model.parameters())
+    else:
+        raise TypeError(f"optimizer must be None, a torch optimizer or a factory of one, got "
+                        f"{type(optimizer).__name__}")
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: cosine_lr(s, total) if schedule == "cosine" else piecewise_lr(s, total, milestones, gamma))
     aug_gen = torch.Generator().manual_seed(rank_seed(seed + 1))
@@ -198,7 +217,7 @@ def train_model(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(rank_seed(seed))  # dropout etc.: one stream per process
         model.train()
-        bar = tqdm(range(epochs), desc="train", disable=not (progress and is_main_process()), leave=False)
+        bar = tqdm(range(epochs), desc="train", disable=not (verbose and is_main_process()), leave=False)
         for epoch in bar:
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)  # reshuffle every epoch, the same permutation on every process
@@ -227,6 +246,9 @@ def train_model(
                 running += stat[0].item()
                 n += stat[1].item()
             history.loss.append(running / max(n, 1))
+            if epoch_end is not None:
+                epoch_end(history)
+                model.train()
             bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
     broadcast_module(model)  # BatchNorm buffers: rank 0's everywhere (parameters already agree)
     model.eval()

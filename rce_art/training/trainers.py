@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, check_labels
+from rce_art._validation import check_inputs, check_labels, deprecated_progress
 from rce_art.data.augment import AUGMENTATIONS, random_crop_flip
 from rce_art.losses.rce import reverse_cross_entropy
 from rce_art.models.estimator import Preprocessed, make_art_classifier, resolve_model, with_model
@@ -44,19 +44,24 @@ class TorchTrainer(Trainer):
             (paper's MNIST shape: 0.5, 0.75).
         gamma: Decay factor (paper: 0.1).
         seed: Seed of shuffling and model randomness.
-        progress: Show a progress bar.
+        verbose: Show a progress bar (``progress``: its deprecated 0.3 name).
         clip_values: Pixel range, needed only when ``classifier`` is a plain module.
         schedule: ``"piecewise"`` (default, Pang et al.) or ``"cosine"`` annealing (Lemesle & Vernade).
         augment: ``None`` (default), ``"crop"``, ``"flip"`` or ``"crop-flip"``: random crops after padding
             by ``crop_padding`` pixels of the lowest pixel value and/or random horizontal flips, on every
             batch (CIFAR-10 standard; `rce_art.data.augment.random_crop_flip`).
         crop_padding: Padding of the random crop (4 for CIFAR-10).
+        optimizer: ``None`` (SGD with ``lr``, ``momentum``, ``weight_decay``: the paper's), a factory called with the
+            network's parameters (e.g. ``functools.partial(torch.optim.Adam, lr=1e-3)``), or ``"classifier"``: the
+            ART classifier's own optimizer. The schedule multiplies its learning rate.
+        validation: Held-out ``(x, y)`` whose accuracy (ordinary predictions) is recorded after every epoch in
+            ``history_.val_accuracy``.
 
     Defaults are the paper's (``rce_art.settings.SGD``); ``rce_art.settings.LEMESLE_SGD`` holds the
     report's (weight decay 5e-4, cosine schedule, crop + flip).
 
     Attributes:
-        history_ (TrainHistory): Per-epoch loss and learning rate, after ``fit``.
+        history_ (TrainHistory): Per-epoch loss, learning rate and validation accuracy, after ``fit``.
     """
 
     def __init__(
@@ -71,11 +76,14 @@ class TorchTrainer(Trainer):
         milestones: Sequence[float] = SGD["milestones"],
         gamma: float = SGD["gamma"],
         seed: int = 0,
-        progress: bool = True,
+        verbose: bool = True,
         clip_values: tuple[float, float] | None = None,
         schedule: str = "piecewise",
         augment: str | None = None,
         crop_padding: int = 4,
+        optimizer: Any = None,
+        validation: tuple[Any, Any] | None = None,
+        progress: bool | None = None,
     ) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -91,9 +99,16 @@ class TorchTrainer(Trainer):
         super().__init__(classifier)
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.momentum, self.weight_decay = momentum, weight_decay
-        self.milestones, self.gamma, self.seed, self.progress = tuple(milestones), gamma, seed, progress
+        self.milestones, self.gamma, self.seed = tuple(milestones), gamma, seed
+        self.verbose = deprecated_progress(progress, verbose)
         self.clip_values = clip_values if clip_values is not None else self._view.clip_values
         self.schedule, self.augment, self.crop_padding = schedule, augment, int(crop_padding)
+        if isinstance(optimizer, str) and optimizer != "classifier":
+            raise ValueError(f"optimizer must be None, 'classifier', a torch optimizer factory or optimizer, got "
+                             f"{optimizer!r}")
+        if optimizer == "classifier" and getattr(self._view.estimator, "optimizer", None) is None:
+            raise ValueError("optimizer='classifier' needs an ART classifier built with an optimizer")
+        self.optimizer, self.validation = optimizer, validation
         self._input_shape: tuple[int, ...] | None = self._view.input_shape
         self._nb_classes: int | None = getattr(self._view.estimator, "nb_classes", None)
         self._art: Any = None
@@ -124,13 +139,25 @@ class TorchTrainer(Trainer):
             gamma=self.gamma,
             seed=self.seed,
             device=self._view.device,
-            progress=self.progress,
+            verbose=self.verbose,
             batch_loss=self._batch_loss(data),
             schedule=self.schedule,
             augment=self._augmentation(),
             post_step=self._post_step(),
+            optimizer=self._view.estimator.optimizer if self.optimizer == "classifier" else self.optimizer,
+            epoch_end=self._validate if self.validation is not None else None,
         )
         return self.history_
+
+    def _validate(self, history: TrainHistory) -> None:
+        """Accuracy of the trained network's ordinary predictions on ``validation``, appended to the history."""
+        x, y = self.validation  # type: ignore[misc]
+        module = Preprocessed(self._view, self.get_model()) if self._view.has_preprocessing else self.get_model()
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        with torch.no_grad(), eval_mode(module):
+            logits = torch.cat([module(xt[i : i + 512].to(self._view.device)).cpu() for i in range(0, len(xt), 512)])
+        labels = check_labels(y, len(xt), int(logits.shape[1]), name="validation labels")
+        history.val_accuracy.append(float((logits.argmax(1).numpy() == labels).mean()))
 
     def _augmentation(self) -> Any:
         if self.augment is None:
