@@ -18,6 +18,6 @@ class CalibrationWarning(UserWarning):
 
     A threshold set on the classifier's own training inputs flags fewer of them than of unseen clean inputs (the
     model is more confident on data it was trained on), so the realised false-positive rate on new data exceeds
-    the nominal ``fpr`` (measured on digits at a nominal 0.05: 0.08-0.22 depending on the detector). Pass
+    the nominal ``fpr`` (measured on digits at a nominal 0.05: K-density 0.10, BU 0.13, Mahalanobis 0.115). Pass
     ``x_calibration`` (held-out clean inputs) to ``fit`` to silence it.
     """

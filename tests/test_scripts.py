@@ -65,6 +65,7 @@ def test_figures_smoke(out):
     assert {r["attack"] for r in result["accuracy"]} == {"fgsm", "bim", "ilcm", "jsma"}
 
 
+@pytest.mark.slow  # 11 s; PDM training and its white-box table are unit-tested in test_pdm.py and test_cw_wb.py
 def test_reproduce_pdm_smoke(out, capsys):
     tmp_path = out
     result = _load("reproduce_pdm").main([*TINY, "--n-examples", "12", "--max-iter", "20", "--tsne-examples", "150",
@@ -75,6 +76,7 @@ def test_reproduce_pdm_smoke(out, capsys):
     assert (tmp_path / "figures" / "pdm_tsne.png").exists() and (tmp_path / "figures" / "pdm_resiliency.png").exists()
 
 
+@pytest.mark.slow  # 9 s; C&W-wb and its sanity checks are unit-tested in test_cw_wb.py
 def test_table3_and_table4_smoke(out, capsys):
     tmp_path = out
     records = _load("reproduce_table3").main([*TINY, "--n-examples", "8", "--max-iter", "20",
