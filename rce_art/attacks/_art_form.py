@@ -14,10 +14,6 @@ __all__ = ["check_detector_on", "inputs_and_goals"]
 
 def check_detector_on(estimator: Any, detector: Any, method: str, batch_size: Any) -> None:
     """Raise unless ``detector`` (with ``method``) is fitted on ``estimator`` and ``batch_size`` is a positive integer."""
-    if method == "kernels":
-        from rce_art.attacks.cw_wb import check_kdensity
-
-        check_kdensity(detector)
     if not hasattr(detector, method):
         raise TypeError(f"detector must be a detector of rce_art (with {method})")
     if detector.classifier is not estimator and detector.view.model is not estimator.model:

@@ -10,7 +10,7 @@ from art.estimators.classification.classifier import ClassifierMixin
 from art.estimators.estimator import BaseEstimator
 
 from rce_art.attacks._art_form import check_detector_on, inputs_and_goals
-from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult
+from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult, check_kdensity
 
 __all__ = ["CarliniWagnerWBART"]
 
@@ -83,6 +83,7 @@ class CarliniWagnerWBART(EvasionAttack):
     def _check_params(self) -> None:
         super()._check_params()
         self.core()  # validates the hyper-parameters with clear messages
+        check_kdensity(self.detector)  # names the attack for other detectors
         check_detector_on(self.estimator, self.detector, "kernels", self.batch_size)
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:

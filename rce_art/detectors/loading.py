@@ -6,21 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from rce_art.detectors.base import ScoreDetector
-from rce_art.detectors.er import ERDetector
-from rce_art.detectors.feinman import KDBUDetector
-from rce_art.detectors.kdensity import KDensityDetector
-from rce_art.detectors.lid import LIDDetector
-from rce_art.detectors.logit_metrics import ConfidenceDetector, NonMEDetector
-from rce_art.detectors.mahalanobis import MahalanobisDetector
 from rce_art.detectors.persistence import read_format
-from rce_art.detectors.uncertainty import BayesianUncertaintyDetector
 
 __all__ = ["load_detector"]
 
-_CLASSES: tuple[type[ScoreDetector], ...] = (
-    KDensityDetector, BayesianUncertaintyDetector, KDBUDetector, LIDDetector, MahalanobisDetector,
-    ConfidenceDetector, NonMEDetector, ERDetector,
-)
+
+def _detector_classes(base: type[ScoreDetector] = ScoreDetector) -> list[type[ScoreDetector]]:
+    """Every subclass of ``base`` (the package imports them all), so a new detector is found without a list."""
+    return [c for sub in base.__subclasses__() for c in (sub, *_detector_classes(sub))]
 
 
 def load_detector(path: str | Path, classifier: Any, strict: bool = True) -> ScoreDetector:
@@ -39,7 +32,7 @@ def load_detector(path: str | Path, classifier: Any, strict: bool = True) -> Sco
         ValueError: If the file is not a detector file, was written by another version, or fitted on another model.
     """
     tag = read_format(path)
-    by_tag = {c.format_tag: c for c in _CLASSES}
+    by_tag = {c.format_tag: c for c in _detector_classes() if "format_tag" in vars(c)}
     if tag in by_tag:
         return by_tag[tag].load(path, classifier, strict=strict)
     names = {t.split("/")[0]: c for t, c in by_tag.items()}

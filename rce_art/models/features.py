@@ -41,17 +41,6 @@ def resolve_layer_name(model: nn.Module, name: str) -> str:
     raise ValueError(f"the model has no layer named {name!r}; its layers are {own}")
 
 
-def _check_layer(model: nn.Module, layer: str | None) -> None:
-    modules = dict(model.named_modules())
-    linear = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
-    if layer is not None:
-        resolve_layer_name(model, layer)
-    if layer is None and not linear:
-        raise ValueError(
-            "model has no nn.Linear layer; pass layer='<name>' naming the module whose input is the final hidden layer"
-        )
-
-
 def _linear_calls(model: nn.Module, x: Tensor) -> tuple[Tensor, list[tuple[str, Tensor, Tensor]]]:
     """One forward pass of ``x``: the logits and ``(name, input, output)`` of every ``nn.Linear`` call, in order."""
     calls: list[tuple[str, Tensor, Tensor]] = []
@@ -118,7 +107,9 @@ class FeatureTap(nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
-        _check_layer(model, layer)
+        if layer is None and not any(isinstance(m, nn.Linear) for m in model.modules()):
+            raise ValueError("model has no nn.Linear layer; pass layer='<name>' naming the module whose input is the "
+                             "final hidden layer")
         # found at the first forward pass when None; the user's own module names are accepted through wrappers
         self.layer_name: str | None = None if layer is None else resolve_layer_name(model, layer)
         self.train(model.training)  # adopt the wrapped model's mode instead of nn.Module's default

@@ -193,7 +193,7 @@ def train_model(
     dev = torch.device(device) if device is not None else param.device
     model.to(dev)
     loader = _as_loader(data, batch_size, seed)
-    sampler: Any = loader if isinstance(loader, _ArrayBatches) else getattr(loader, "sampler", None)
+    sampler: Any = loader if hasattr(loader, "set_epoch") else getattr(loader, "sampler", None)
     distributed = is_distributed()
     net: nn.Module = model
     if distributed:

@@ -12,7 +12,7 @@ from art.defences.trainer import Trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from rce_art._tensors import eval_mode
+from rce_art._tensors import eval_mode, predicted_labels
 from rce_art._validation import check_inputs, check_labels, deprecated_progress
 from rce_art.data.augment import AUGMENTATIONS, random_crop_flip
 from rce_art.losses.rce import reverse_cross_entropy
@@ -145,19 +145,27 @@ class TorchTrainer(Trainer):
             augment=self._augmentation(),
             post_step=self._post_step(),
             optimizer=self._view.estimator.optimizer if self.optimizer == "classifier" else self.optimizer,
-            epoch_end=self._validate if self.validation is not None else None,
+            epoch_end=self._validation_recorder(),
         )
         return self.history_
 
-    def _validate(self, history: TrainHistory) -> None:
-        """Accuracy of the trained network's ordinary predictions on ``validation``, appended to the history."""
-        x, y = self.validation  # type: ignore[misc]
-        module = Preprocessed(self._view, self.get_model()) if self._view.has_preprocessing else self.get_model()
-        xt = torch.as_tensor(x, dtype=torch.float32)
-        with torch.no_grad(), eval_mode(module):
-            logits = torch.cat([module(xt[i : i + 512].to(self._view.device)).cpu() for i in range(0, len(xt), 512)])
-        labels = check_labels(y, len(xt), int(logits.shape[1]), name="validation labels")
-        history.val_accuracy.append(float((logits.argmax(1).numpy() == labels).mean()))
+    def _validation_recorder(self) -> Any:
+        """``None``, or the per-epoch callback appending the accuracy of the network's ordinary predictions on
+        ``validation`` (inputs and labels checked once, here) to the history."""
+        if self.validation is None:
+            return None
+        x, y = self.validation
+        check_inputs(x, name="validation inputs", input_shape=self._input_shape, clip_values=self.clip_values)
+        assert self._nb_classes is not None  # set by fit / fit_loader before training
+        labels = check_labels(y, len(x), self._nb_classes, name="validation labels")
+        xt = torch.as_tensor(x, dtype=torch.float32).to(self._view.device)
+
+        def record(history: TrainHistory) -> None:
+            model = self.get_model()
+            module = Preprocessed(self._view, model) if self._view.has_preprocessing else model
+            history.val_accuracy.append(float((predicted_labels(module, xt).cpu().numpy() == labels).mean()))
+
+        return record
 
     def _augmentation(self) -> Any:
         if self.augment is None:
