@@ -109,6 +109,7 @@ def test_detector_bad_inputs_give_clear_errors(fitted, digits):
 def test_detector_save_load_is_bit_exact(fitted, digits, tmp_path):
     fitted.save(tmp_path / "d.safetensors")
     loaded = type(fitted).load(tmp_path / "d.safetensors", fitted.classifier)
+    assert type(ra.load_detector(tmp_path / "d.safetensors", fitted.classifier)) is type(fitted)  # class from the file
     np.testing.assert_array_equal(loaded.score(digits.x_test), fitted.score(digits.x_test))
     assert loaded.threshold_ == fitted.threshold_ and loaded.get_params().keys() == fitted.get_params().keys()
     assert loaded.provenance_ == fitted.provenance_ and loaded.provenance_["n_calibration"] == 200
