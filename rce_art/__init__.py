@@ -3,11 +3,12 @@
 from typing import Any
 
 from rce_art import distributed
-from rce_art.adapters import PAPER_ATTACKS, build_attack
+from rce_art.adapters import PAPER_ATTACKS, STANDARD_ENSEMBLE, build_adaptive_attack, build_attack, standard_ensemble
 from rce_art.attacks import (
     CarliniWagnerWB,
     CarliniWagnerWBART,
     CWResult,
+    DetectorAsClass,
     DetectorPGD,
     DetectorPGDART,
     RayS,
@@ -29,6 +30,8 @@ from rce_art.detectors import (
     load_detector,
 )
 from rce_art.evaluation import (
+    WorstCaseEnsemble,
+    WorstCaseResult,
     adaptive_report,
     cw_wb_sanity,
     detection_auc,
@@ -46,7 +49,7 @@ from rce_art.evaluation import (
     tpr_at_fpr,
     write_records,
 )
-from rce_art.exceptions import CalibrationWarning, NotFittedError
+from rce_art.exceptions import CalibrationWarning, GradientMaskingWarning, NotFittedError
 from rce_art.losses import (
     ComposedObjective,
     ReduceVarianceLoss,
@@ -56,7 +59,7 @@ from rce_art.losses import (
     reverse_cross_entropy,
     siamese_cosine_loss,
 )
-from rce_art.metrics import confidence, confidence_log_odds, non_me
+from rce_art.metrics import confidence, confidence_log_odds, non_me, wilson_interval
 from rce_art.models import (
     Critic,
     ERClassifier,
@@ -68,13 +71,15 @@ from rce_art.models import (
     resnet32,
     resnet56,
 )
+from rce_art.robustness import EvaluationReport, evaluate
 from rce_art.training import CETrainer, ERTrainer, ObjectiveTrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "PAPER_ATTACKS",
     "PAPER_BANDWIDTHS",
+    "STANDARD_ENSEMBLE",
     "BayesianUncertaintyDetector",
     "CETrainer",
     "CWResult",
@@ -86,13 +91,16 @@ __all__ = [
     "ConfidenceDetector",
     "Critic",
     "Dataset",
+    "DetectorAsClass",
     "DetectorPGD",
     "DetectorPGDART",
     "DetectorPGDTorchattacks",
     "ERClassifier",
     "ERDetector",
     "ERTrainer",
+    "EvaluationReport",
     "FeatureTap",
+    "GradientMaskingWarning",
     "KDBUDetector",
     "KDensityDetector",
     "LIDDetector",
@@ -112,8 +120,11 @@ __all__ = [
     "SmallCNN",
     "TorchTrainer",
     "UniformNoise",
+    "WorstCaseEnsemble",
+    "WorstCaseResult",
     "__version__",
     "adaptive_report",
+    "build_adaptive_attack",
     "build_attack",
     "calibrate_threshold",
     "confidence",
@@ -122,6 +133,7 @@ __all__ = [
     "detection_auc",
     "distortion",
     "distributed",
+    "evaluate",
     "evaluate_attack",
     "evaluate_detectors",
     "example_scores",
@@ -141,8 +153,10 @@ __all__ = [
     "save_shard",
     "sharded_example_scores",
     "siamese_cosine_loss",
+    "standard_ensemble",
     "tpr_at_fpr",
     "train_model",
+    "wilson_interval",
     "write_records",
 ]
 

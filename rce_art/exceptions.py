@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CalibrationWarning", "NotFittedError"]
+__all__ = ["CalibrationWarning", "GradientMaskingWarning", "NotFittedError"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -20,4 +20,13 @@ class CalibrationWarning(UserWarning):
     model is more confident on data it was trained on), so the realised false-positive rate on new data exceeds
     the nominal ``fpr`` (measured on digits at a nominal 0.05: K-density 0.10, BU 0.13, Mahalanobis 0.115). Pass
     ``x_calibration`` (held-out clean inputs) to ``fit`` to silence it.
+    """
+
+
+class GradientMaskingWarning(UserWarning):
+    """Warned when a gradient-free attack breaks inputs on which every gradient attack failed.
+
+    Carlini et al. ("On Evaluating Adversarial Robustness", 2019) and Croce & Hein (2020, AutoAttack's checks): a
+    score- or decision-based attack should never beat white-box gradient attacks; when it does, the gradients are
+    masked (or the gradient attacks are broken), and robustness measured by gradient attacks alone is overstated.
     """

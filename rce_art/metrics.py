@@ -6,13 +6,15 @@ They take ordinary logits (for an RCE-trained network, the reversed logits ``-Z`
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from rce_art._validation import check_logits
 
-__all__ = ["confidence", "confidence_log_odds", "non_me"]
+__all__ = ["confidence", "confidence_log_odds", "non_me", "wilson_interval"]
 
 
 def confidence(logits: Tensor) -> Tensor:
@@ -87,3 +89,40 @@ def non_me(logits: Tensor) -> Tensor:
     log_p = F.log_softmax(masked, dim=1).masked_fill(mask, 0.0)  # finite everywhere, also for gradients
     p = log_p.exp().masked_fill(mask, 0.0)
     return -(p * log_p).sum(dim=1)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``successes / n``.
+
+    Used for every rate rce-art reports (success rates, robust accuracy, realised false-positive rates): unlike the
+    normal approximation it stays inside ``[0, 1]`` and is not degenerate at 0 or 1.
+
+    Args:
+        successes: Number of successes, ``0 <= successes <= n``.
+        n: Number of trials (``0`` gives ``(nan, nan)``).
+        confidence: Coverage of the two-sided interval, in ``(0, 1)``.
+
+    Returns:
+        ``(low, high)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: On counts outside ``0 <= successes <= n`` or a confidence outside ``(0, 1)``.
+
+    References:
+        E. B. Wilson. Probable inference, the law of succession, and statistical inference. JASA 22, 1927.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return float("nan"), float("nan")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding residue at 0 and n
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi

@@ -311,3 +311,41 @@ def test_detector_warns_when_its_threshold_sits_on_fit_rows(name, digits, clf, a
     with warnings.catch_warnings():
         warnings.simplefilter("error", ra.CalibrationWarning)
         make(model).fit(digits.x_train[:400], digits.y_train[:400], x_calibration=digits.x_test[:100], **kw)
+
+
+# ------------------------------------------------------------------------ the detector as an extra class
+def test_every_detector_is_an_extra_class_in_every_toolkit_form(fitted, digits, adversarial):
+    """Issue 20: the extra logit wins exactly when the detector flags, in the module, its folded and ART forms; every
+    toolkit's attack on it counts success as misclassified AND not flagged."""
+    import importlib.util
+
+    from rce_art.adapters import build_adaptive_attack
+    from rce_art.attacks import DetectorAsClass, system_success
+
+    x = np.concatenate([adversarial[0][:50], adversarial[1][:50]])
+    y = np.concatenate([digits.y_test[200:250]] * 2)
+    report, flagged = fitted.detect(x)
+    for system, ref in ((DetectorAsClass(fitted), flagged),
+                        (DetectorAsClass(fitted, fpr=0.5), report["score"] < ra.calibrate_threshold(
+                            fitted.calibration_scores_.numpy(), 0.5))):
+        with torch.no_grad():
+            out = system(torch.as_tensor(x))
+        np.testing.assert_array_equal(out.argmax(1).numpy() == 10, ref)
+        np.testing.assert_array_equal(system.art_classifier().predict(x).argmax(1) == 10, ref)
+        ok = system_success(out, torch.as_tensor(y)).numpy()
+        np.testing.assert_array_equal(ok, (report["predicted_class"] != y) & ~ref)
+        for c in np.unique(y):
+            with torch.no_grad():
+                folded = system.folded(int(c))(torch.as_tensor(x[y == c])).argmax(1).numpy()
+            np.testing.assert_array_equal(folded != c, ok[y == c])
+    xg = torch.tensor(x[:8], requires_grad=True)
+    DetectorAsClass(fitted)(xg)[:, 10].sum().backward()
+    assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
+    forms = {"apgd-ce": "art", "ta-apgd": "torchattacks", "fb-pgd": "foolbox"}
+    for name, module in forms.items():
+        if module != "art" and importlib.util.find_spec(module) is None:
+            continue
+        r = ra.WorstCaseEnsemble([build_adaptive_attack(name, 0.2, budget=0.05)]).run(fitted, x[50:62], y[50:62])
+        rep, fl = fitted.detect(r.x_adv.numpy())
+        np.testing.assert_array_equal(r.broken, (rep["predicted_class"] != y[50:62]) & ~fl)
+        assert r.linf.max() <= 0.2 + 1e-5

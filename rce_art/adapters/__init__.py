@@ -7,18 +7,30 @@ optional extras, imported only when their adapter is used. Nothing in the core o
 imports this package (an ``import-linter`` contract in ``pyproject.toml`` enforces it).
 """
 
+from rce_art.adapters.adaptive import (
+    ADAPTIVE_ATTACKS,
+    STANDARD_ENSEMBLE,
+    ToolkitMember,
+    build_adaptive_attack,
+    standard_ensemble,
+)
 from rce_art.adapters.art_attack import ARTAttack
 from rce_art.adapters.foolbox_attack import FoolboxAttack
 from rce_art.adapters.registry import AVAILABLE, BACKENDS, PAPER_ATTACKS, PaperAttack, build_attack
 from rce_art.adapters.torchattacks_attack import TorchattacksAttack
 
 __all__ = [
+    "ADAPTIVE_ATTACKS",
     "AVAILABLE",
     "BACKENDS",
     "PAPER_ATTACKS",
+    "STANDARD_ENSEMBLE",
     "ARTAttack",
     "FoolboxAttack",
     "PaperAttack",
+    "ToolkitMember",
     "TorchattacksAttack",
+    "build_adaptive_attack",
     "build_attack",
+    "standard_ensemble",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from rce_art.attacks.cw_wb import CarliniWagnerWB, CWResult, detector_term, margin_term
 from rce_art.attacks.cw_wb_art import CarliniWagnerWBART
+from rce_art.attacks.detector_class import DetectorAsClass, system_success
 from rce_art.attacks.detector_pgd import (
     DetectorPGD,
     DetectorPGDResult,
@@ -25,6 +26,7 @@ __all__ = [
     "CarliniWagnerWB",
     "CarliniWagnerWBART",
     "CarliniWagnerWBTorchattacks",
+    "DetectorAsClass",
     "DetectorPGD",
     "DetectorPGDART",
     "DetectorPGDResult",
@@ -37,6 +39,7 @@ __all__ = [
     "detector_term",
     "margin_term",
     "orthogonalise",
+    "system_success",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from rce_art.evaluation.adaptive import adaptive_report, robust_accuracy_with_rejection, success_at_fpr
 from rce_art.evaluation.detectors import acc_criteria, evaluate_detectors
+from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
 from rce_art.evaluation.protocol import (
     METRICS,
     detection_auc,
@@ -16,11 +17,19 @@ from rce_art.evaluation.protocol import (
 from rce_art.evaluation.report import markdown_table, write_records
 from rce_art.evaluation.sanity import cw_wb_sanity, detector_pgd_sanity
 from rce_art.evaluation.sharded import load_shards, save_shard, sharded_example_scores
+from rce_art.evaluation.worst_case import WorstCaseEnsemble, WorstCaseResult, count_network_passes
 
 __all__ = [
     "METRICS",
+    "CWWBMember",
+    "DetectorPGDMember",
+    "EnsembleAttack",
+    "RaySMember",
+    "WorstCaseEnsemble",
+    "WorstCaseResult",
     "acc_criteria",
     "adaptive_report",
+    "count_network_passes",
     "cw_wb_sanity",
     "detection_auc",
     "detector_pgd_sanity",

@@ -1,0 +1,128 @@
+"""Attacks that join the worst-case ensemble: the common interface, and rce-art's own attacks in that form.
+
+Each member attacks a [`DetectorAsClass`][rce_art.attacks.DetectorAsClass] system (a classifier with its detector
+at one threshold) within a fixed budget and returns candidate examples; the runner
+([`WorstCaseEnsemble`][rce_art.evaluation.WorstCaseEnsemble]) decides success itself. The toolkits' attacks (ART,
+torchattacks, Foolbox) join through the same interface in the toolkit glue
+([`rce_art.adapters.build_adaptive_attack`][rce_art.adapters.build_adaptive_attack]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from rce_art.attacks.cw_wb import CarliniWagnerWB
+from rce_art.attacks.detector_class import DetectorAsClass
+from rce_art.attacks.detector_pgd import DetectorPGD
+from rce_art.attacks.rays import RayS
+
+__all__ = ["CWWBMember", "DetectorPGDMember", "EnsembleAttack", "RaySMember", "project"]
+
+KINDS = ("gradient", "score", "decision")
+
+
+def project(x_adv: Tensor, x: Tensor, eps: float, norm: str, clip: tuple[float, float]) -> Tensor:
+    """``x_adv`` projected onto the ``eps`` ball around ``x`` (``"linf"`` or ``"l2"``) and the pixel range."""
+    d = x_adv - x
+    if norm == "linf":
+        d = d.clamp(-eps, eps)
+    else:
+        n = d.flatten(1).norm(dim=1).clamp_min(1e-12)
+        d = d * (eps / n).clamp_max(1.0).view(-1, *([1] * (d.ndim - 1)))
+    return (x + d).clamp(clip[0], clip[1])
+
+
+@dataclass
+class EnsembleAttack:
+    """One attack of the ensemble: a name, a kind, a budget, and ``run(system, x, y) -> x_adv``.
+
+    Attributes:
+        name: Registry name (e.g. ``"pgd-orthogonal"``, ``"apgd-t"``).
+        eps: Budget in pixel units; norm: ``"linf"`` or ``"l2"``.
+        budget: Multiplier of the default iterations / queries (``1``: the default; the strength study runs ``10``).
+        seed: Seed of the attack's random draws.
+        kind: ``"gradient"``, ``"score"`` (queries scores only) or ``"decision"`` (hard labels only); the gradient-free
+            kinds are the cross-check against gradient masking.
+    """
+
+    name: str
+    eps: float
+    norm: str = "linf"
+    budget: float = 1.0
+    seed: int = 0
+    kind: ClassVar[str] = "gradient"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def applies_to(self, detector: Any) -> bool:
+        """Whether this attack can attack ``detector`` (all do, except attacks specific to one detector)."""
+        return True
+
+    def scaled(self, factor: float) -> EnsembleAttack:
+        """The same attack with its budget multiplied by ``factor``."""
+        return dataclasses.replace(self, budget=self.budget * float(factor))
+
+    def steps(self, default: int) -> int:
+        """``default`` iterations / queries times the budget multiplier (at least 1)."""
+        return max(1, round(default * self.budget))
+
+    def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
+        """Candidate adversarial examples for ``x`` (true labels ``y``), same shape, on the system's device."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """``name(budget=..., ...)`` for printing next to results."""
+        extra = "".join(f", {k}={v}" for k, v in self.options.items())
+        return f"{self.name}(eps={self.eps:g}, norm={self.norm}, budget={self.budget:g}{extra})"
+
+
+@dataclass
+class DetectorPGDMember(EnsembleAttack):
+    """[`DetectorPGD`][rce_art.attacks.DetectorPGD] in one of its modes; ``steps(50)`` steps, one random start,
+    ``eot_samples`` from the system (the system's EOT setting)."""
+
+    mode: str = "orthogonal"
+
+    def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
+        attack = DetectorPGD(self.eps, norm=self.norm, mode=self.mode, steps=self.steps(50), seed=self.seed,
+                             eot_samples=system.eot_samples, **self.options)
+        return attack.run(system.detector, x, y).x_adv
+
+
+@dataclass
+class CWWBMember(EnsembleAttack):
+    """C&W-wb (Pang et al. 2018, Sec. 4.4) on K-density detectors, its L2-minimal example projected onto the budget
+    (ours: C&W-wb is unbounded); ``steps(200)`` Adam steps per binary-search round."""
+
+    def applies_to(self, detector: Any) -> bool:
+        return callable(getattr(detector, "kernels", None)) and hasattr(detector, "bandwidth_")
+
+    def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
+        attack = CarliniWagnerWB(max_iter=self.steps(200), **self.options)
+        x_adv = attack.run(system.detector, x, y).x_adv.to(x.device)
+        clip = system.clip_values
+        if clip is None:
+            raise ValueError("C&W-wb in the ensemble needs the classifier's clip_values")
+        return project(x_adv, x, self.eps, self.norm, clip)
+
+
+@dataclass
+class RaySMember(EnsembleAttack):
+    """Hard-label RayS (Chen & Gu 2020) on the system: "flagged" is a failure (the folded form per true class);
+    ``steps(500)`` queries per input. L-inf only."""
+
+    kind: ClassVar[str] = "decision"
+
+    def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
+        if self.norm != "linf":
+            raise ValueError("RayS is an L-inf attack; use it with norm='linf'")
+
+        def attack(folded: DetectorAsClass, xc: Tensor, yc: Tensor) -> Tensor:
+            rays = RayS(folded, self.eps, max_queries=self.steps(500), clip_values=system.clip_values, **self.options)
+            return torch.as_tensor(rays.generate(xc, yc))
+
+        return system.attack_per_class(x, y, attack)

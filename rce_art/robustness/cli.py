@@ -1,0 +1,245 @@
+"""The ``rce-art`` command (also ``python -m rce_art``): evaluate a model file with detectors, re-render, merge shards.
+
+    rce-art evaluate --model mypkg.models:make_net --weights net.safetensors --data test.npz \\
+        --detectors kd,mahalanobis --eps 0.1 --out results/
+    rce-art report results/
+    rce-art merge results/ shard0/ shard1/
+
+Every error is one line naming the fix, with exit status 2; nothing is written before the inputs are validated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["build_classifier", "load_npz", "main"]
+
+
+class UsageError(ValueError):
+    """A command-line input that cannot be used (printed as one line, exit status 2)."""
+
+
+def _pair(text: str, name: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{name} must be two numbers separated by a comma (e.g. 0,1), got {text!r}") from None
+    return a, b
+
+
+def build_classifier(spec: str, weights: str | None, input_shape: tuple[int, ...], clip: tuple[float, float],
+                     preprocessing: tuple[float, float] | None) -> Any:
+    """An ART classifier from ``package.module:factory`` (a callable returning an ``nn.Module``) and a weights file
+    (safetensors, or a torch state dict read with ``weights_only=True``: never a pickle)."""
+    import torch
+
+    from rce_art.models.estimator import make_art_classifier
+
+    if ":" not in spec:
+        raise UsageError(f"--model must be package.module:factory, got {spec!r}")
+    mod_name, fn_name = spec.split(":", 1)
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(mod_name)
+    except Exception as e:  # noqa: BLE001 (any import failure of the user's module is reported the same way)
+        raise UsageError(f"cannot import {mod_name!r} for --model ({type(e).__name__}: {e}); check the module path "
+                         "and that it imports on its own") from None
+    finally:
+        sys.path.pop(0)
+    factory = getattr(module, fn_name, None)
+    if not callable(factory):
+        raise UsageError(f"{mod_name!r} has no callable {fn_name!r} (the factory returning your nn.Module)")
+    net = factory()
+    if not isinstance(net, torch.nn.Module):
+        raise UsageError(f"{spec} returned {type(net).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        path = Path(weights)
+        if not path.exists():
+            raise UsageError(f"--weights file {path} does not exist")
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(path))
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise UsageError(f"cannot read --weights {path} as safetensors or a weights-only torch state dict "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError) as e:
+            first = str(e).splitlines()
+            raise UsageError(f"--weights do not fit the model from {spec}: {' '.join(first[:2])[:300]}") from None
+    net.eval()
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros((1, *input_shape)))
+    except Exception as e:  # noqa: BLE001
+        raise UsageError(f"the model from {spec} cannot run on inputs of shape {tuple(input_shape)} from the data "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); check the data's shape (N, C, H, W)"
+                         ) from None
+    if out.ndim != 2:
+        raise UsageError(f"the model returns shape {tuple(out.shape)} for one input; it must return logits (1, L)")
+    kw = {} if preprocessing is None else {"preprocessing": preprocessing}
+    return make_art_classifier(net, input_shape, int(out.shape[1]), clip, device_type="gpu", **kw)
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """Arrays of a ``.npz`` file (``x`` NCHW float32 and ``y`` required; ``x_train``, ``y_train``,
+    ``x_calibration`` optional), read without pickle."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"--data file {p} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:  # noqa: BLE001
+        raise UsageError(f"cannot read --data {p} as a .npz of arrays ({type(e).__name__}: {e})") from None
+    for k in ("x", "y"):
+        if k not in arrays:
+            raise UsageError(f"--data {p} has no array {k!r} (it has {sorted(arrays)}); save it with "
+                             "numpy.savez(path, x=inputs_NCHW_float32, y=labels)")
+    return arrays
+
+
+def _data(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    if args.data is not None and args.dataset is not None:
+        raise UsageError("pass --data FILE.npz or --dataset NAME, not both")
+    if args.data is not None:
+        arrays = load_npz(args.data)
+    elif args.dataset is not None:
+        from rce_art.data import load_dataset
+
+        d = load_dataset(args.dataset, data_dir=args.data_dir)
+        arrays = {"x": d.x_test, "y": d.y_test, "x_train": d.x_train, "y_train": d.y_train}
+        args.clip = args.clip or ",".join(str(c) for c in d.clip_values)
+    else:
+        raise UsageError("pass the inputs: --data FILE.npz (arrays x, y) or --dataset NAME")
+    x = arrays["x"]
+    if x.ndim < 2:
+        raise UsageError(f"x must be (N, C, H, W) (or (N, features)), got shape {x.shape}")
+    if arrays["y"].shape != (len(x),):
+        raise UsageError(f"y must have shape ({len(x)},) to match x, got {arrays['y'].shape}")
+    n = args.n or len(x)
+    if "x_calibration" not in arrays:  # held-out clean inputs: the ones after the first n
+        if len(x) - n < 20:
+            raise UsageError(f"need held-out clean inputs to calibrate and measure false positives: give --n below "
+                             f"{len(x) - 20} (the rest are held out) or an array x_calibration in the .npz")
+        arrays["x_calibration"] = x[n:]
+    arrays["x"], arrays["y"] = x[:n], arrays["y"][:n]
+    return arrays
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rce_art.robustness.evaluate import evaluate
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: each rank attacks its share, rank 0 reports
+        from rce_art.distributed import init_distributed
+
+        init_distributed()
+
+    arrays = _data(args)
+    x = arrays["x"]
+    clf = build_classifier(args.model, args.weights, tuple(x.shape[1:]), _pair(args.clip or "0,1", "--clip"),
+                           None if args.preprocessing is None else _pair(args.preprocessing, "--preprocessing"))
+    detectors = [d for d in args.detectors.split(",") if d]
+    attacks = "standard" if args.attacks == "standard" else [a for a in args.attacks.split(",") if a]
+    shard = None
+    if args.shard is not None:
+        from rce_art.distributed import parse_shard
+
+        shard = parse_shard(args.shard)
+    fprs = tuple(float(f) for f in args.fprs.split(","))
+    report = evaluate(clf, detectors, x.astype(np.float32, copy=False), arrays["y"],
+                      x_calibration=arrays["x_calibration"].astype(np.float32, copy=False),
+                      x_fit=arrays.get("x_train"), y_fit=arrays.get("y_train"), eps=args.eps, norm=args.norm,
+                      attacks=attacks, fprs=fprs, budget=args.budget, out=args.out, batch_size=args.batch_size,
+                      seed=args.seed, diagnostics=not args.no_diagnostics, shard=shard, verbose=not args.quiet)
+    if report is None:
+        print(f"shard {args.shard}: results stored in {args.out}; merge the shards with: rce-art merge OUT "
+              f"{args.out} ...")
+        return 0
+    print(report.table())
+    print(f"\nwrote {args.out}/report.html, report.md, report.json")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rce_art.robustness.report import EvaluationReport
+
+    path = Path(args.folder) / "report.json"
+    if not path.exists():
+        raise UsageError(f"{path} does not exist: run rce-art evaluate --out {args.folder} first")
+    report = EvaluationReport.from_json(path.read_text())
+    report.to_html(Path(args.folder) / "report.html")
+    (Path(args.folder) / "report.md").write_text(report.to_markdown())
+    print(report.table())
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from rce_art.robustness.merge import merge
+
+    report = merge(args.out, args.shards)
+    print(report.table())
+    print(f"\nwrote {args.out}/report.html, report.md, report.json")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``rce-art`` argument parser."""
+    p = argparse.ArgumentParser(prog="rce-art", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("evaluate", help="evaluate a model and detectors against the standard worst-case ensemble")
+    e.add_argument("--model", required=True, help="package.module:factory, a callable returning your nn.Module")
+    e.add_argument("--weights", default=None, help="safetensors file or torch state dict (read weights-only)")
+    e.add_argument("--data", default=None, help=".npz with x (N,C,H,W float32) and y; optional x_train, y_train, "
+                   "x_calibration")
+    e.add_argument("--dataset", default=None, help="a named dataset instead of --data (digits, fashion-mnist, ...)")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--n", type=int, default=None, help="evaluate the first N inputs (the rest are held out)")
+    e.add_argument("--clip", default=None, help="pixel range LO,HI (default 0,1)")
+    e.add_argument("--preprocessing", default=None, help="MEAN,STD applied before the model (ART preprocessing)")
+    e.add_argument("--detectors", default="kd,mahalanobis,confidence")
+    e.add_argument("--attacks", default="standard", help="'standard' or names of rce_art.adapters.ADAPTIVE_ATTACKS")
+    e.add_argument("--eps", type=float, default=0.1, help="budget in pixel units")
+    e.add_argument("--norm", default="linf", choices=("linf", "l2"))
+    e.add_argument("--fprs", default="0.05,0.5", help="operating points (false-positive rates)")
+    e.add_argument("--budget", default="standard", choices=("quick", "standard"))
+    e.add_argument("--batch-size", type=int, default=100)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--shard", default=None, metavar="I/N", help="run shard I of N (merge with rce-art merge)")
+    e.add_argument("--no-diagnostics", action="store_true")
+    e.add_argument("--out", required=True, help="results folder (resumable; report files are written there)")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    r = sub.add_parser("report", help="re-render report.html and report.md from a folder's report.json")
+    r.add_argument("folder")
+    m = sub.add_parser("merge", help="merge the folders of --shard runs into one report")
+    m.add_argument("out")
+    m.add_argument("shards", nargs="+")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``rce-art``; returns the exit status."""
+    args = parser().parse_args(argv)
+    from rce_art.robustness.store import CorruptResultError
+
+    try:
+        return {"evaluate": _evaluate, "report": _report, "merge": _merge}[args.command](args)
+    except (UsageError, ValueError, TypeError, FileNotFoundError, PermissionError, CorruptResultError) as e:
+        msg = " ".join(str(e).split())
+        print(f"rce-art: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
