@@ -239,11 +239,22 @@ def test_html_report_opens_in_a_headless_browser(user_files, digits, tmp_path):
 @pytest.mark.slow
 def test_torchrun_ranks_share_the_work_and_rank_zero_writes_the_single_process_report(user_files, tmp_path):
     root, _ = user_files
+    data = dict(np.load(root / "data.npz"))
+    np.savez(tmp_path / "d.npz", x=data["x"][:24], y=data["y"][:24], x_calibration=data["x"][24:],
+             x_train=data["x_train"], y_train=data["y_train"])
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    one = [sys.executable, "-m", "rce_art", *_cli(root, tmp_path / "one")]
-    subprocess.run(one, env=env, cwd=root, check=True, capture_output=True)
-    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rce_art",
-           *_cli(root, tmp_path / "two")]
+
+    def args(out):  # no --n: torchrun's own parser would take it for an abbreviation of its options
+        a = _cli(root, out)
+        a[a.index("--data") + 1] = str(tmp_path / "d.npz")
+        i = a.index("--n")
+        return a[:i] + a[i + 2 :]
+
+    subprocess.run([sys.executable, "-m", "rce_art", *args(tmp_path / "one")], env=env, cwd=root, check=True,
+                   capture_output=True)
+    script = str(Path(ra.__file__).parent / "__main__.py")
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script,
+           *args(tmp_path / "two")]
     proc = subprocess.run(two, env=env, cwd=root, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a = json.loads((tmp_path / "one" / "report.json").read_text())
