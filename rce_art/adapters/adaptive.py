@@ -11,9 +11,8 @@ success; on the folded form it is right as it stands.) Budgets are ``eps`` in pi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,11 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rce_art.adapters.registry import seeded_global_rngs
 from rce_art.attacks.detector_class import DetectorAsClass
 from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
 
-__all__ = ["ADAPTIVE_ATTACKS", "STANDARD_ENSEMBLE", "ToolkitMember", "build_adaptive_attack", "seeded_global_rngs",
-           "standard_ensemble"]
+__all__ = ["ADAPTIVE_ATTACKS", "STANDARD_ENSEMBLE", "ToolkitMember", "build_adaptive_attack", "standard_ensemble"]
 
 
 APGD_ITERATIONS = 50
@@ -33,24 +32,6 @@ APGD_ITERATIONS = 50
 input that 10x more iterations broke and the standard ensemble missed (docs/results.md)."""
 SQUARE_QUERIES = 500
 """Default Square queries (AutoAttack: 5000 on CIFAR-10); 8x8 and 28x28 inputs have few pixels to search."""
-
-
-@contextlib.contextmanager
-def seeded_global_rngs(seed: int, device: torch.device | None = None) -> Iterator[None]:
-    """Run the block with torch's and numpy's global generators seeded from ``seed``, restoring both after.
-
-    The toolkits draw random starts from the global generators (ART from numpy's, torchattacks reseeds torch's);
-    this makes their runs reproducible without changing the caller's random streams.
-    """
-    state = np.random.get_state()
-    devices = [device.index or 0] if device is not None and device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            yield
-    finally:
-        np.random.set_state(state)
 
 
 def _linf(norm: str) -> bool:

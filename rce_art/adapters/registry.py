@@ -9,7 +9,9 @@ Every constructor argument can be overridden with the toolkit's own parameter na
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,7 @@ from rce_art.attacks.noise import UniformNoise
 from rce_art.models.estimator import Preprocessed, resolve_model
 from rce_art.settings import cw_settings
 
-__all__ = ["AVAILABLE", "BACKENDS", "PAPER_ATTACKS", "PaperAttack", "build_attack"]
+__all__ = ["AVAILABLE", "BACKENDS", "PAPER_ATTACKS", "PaperAttack", "build_attack", "seeded_global_rngs"]
 
 PAPER_ATTACKS = ("fgsm", "bim", "ilcm", "jsma", "cw", "cw-hc", "pgd", "rand")
 """Names of the paper's attack set (Pang et al. 2018, Sec. 4.3 and App. B), for [`build_attack`][]."""
@@ -81,14 +83,9 @@ class PaperAttack:
     def generate(self, x: Any) -> Any:
         """Adversarial inputs for ``x`` (same type, shape, dtype and device), timed."""
         t0 = time.perf_counter()
-        state = np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=_cuda_devices(self.model)):
-                torch.manual_seed(self.seed)
-                np.random.seed(self.seed)  # ART draws random starts from numpy's global generator
-                out = self.adapter.generate(x, self.target_labels(x))
-        finally:
-            np.random.set_state(state)
+        p = next(self.model.parameters(), None)
+        with seeded_global_rngs(self.seed, None if p is None else p.device):
+            out = self.adapter.generate(x, self.target_labels(x))
         self.seconds_per_example = (time.perf_counter() - t0) / max(len(x), 1)
         return out
 
@@ -220,12 +217,25 @@ def _torchattacks(name, classifier, model, clip, eps, paper, seed, batch_size, n
     return params, TorchattacksAttack(attack, clip)
 
 
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int, device: torch.device | None = None) -> Iterator[None]:
+    """Run the block with torch's and numpy's global generators seeded from ``seed``, restoring both after.
+
+    The toolkits draw random starts from the global generators (ART from numpy's, torchattacks reseeds torch's);
+    this makes their runs reproducible without changing the caller's random streams.
+    """
+    state = np.random.get_state()
+    devices = [device.index or 0] if device is not None and device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(state)
+
+
 def _n_classes(model: torch.nn.Module, x: torch.Tensor) -> int:
     """Number of classes of ``model`` (width of its logits on one input)."""
     with torch.no_grad():
         return int(model(x[:1]).shape[1])
-
-
-def _cuda_devices(model: torch.nn.Module) -> list[int]:
-    p = next(model.parameters(), None)
-    return [p.device.index or 0] if p is not None and p.device.type == "cuda" else []

@@ -16,6 +16,7 @@ from rce_art.attacks.detector_pgd import (
     classifier_logits,
     classifier_margin,
     orthogonalise,
+    project,
 )
 from rce_art.attacks.detector_pgd_forms import DetectorPGDART
 from rce_art.attacks.noise import UniformNoise
@@ -39,6 +40,7 @@ __all__ = [
     "detector_term",
     "margin_term",
     "orthogonalise",
+    "project",
     "system_success",
 ]
 

@@ -176,7 +176,7 @@ class DetectorAsClass(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         logits, score = self.logits_and_score(x)
-        flagged = score.detach().double() < self.threshold  # exactly detect()'s test (float64 threshold)
+        flagged = self.flags(score)
         zmax = logits.amax(1)
         raw = zmax + ((self.threshold - score.double()) / self.score_scale).to(logits.dtype)
         # strict in float32 (no ties, no absorption of a tiny margin): above the top logit iff flagged
@@ -190,11 +190,15 @@ class DetectorAsClass(nn.Module):
         merged = torch.maximum(logits[:, c], z_extra)
         return torch.cat([logits[:, :c], merged[:, None], logits[:, c + 1:]], 1)
 
+    def flags(self, score: Tensor) -> Tensor:
+        """Whether scores ``(N,)`` are flagged at this threshold: ``detect``'s own test, the float32 score against
+        the float64 threshold, ``(N,)`` bool."""
+        return score.detach().double() < self.threshold
+
     @torch.no_grad()
     def flagged(self, x: Tensor) -> Tensor:
         """Whether the detector flags each input at this threshold (draw 0), ``(N,)`` bool."""
-        _, score = self.detector.logits_and_score(x)
-        return score.double() < self.threshold
+        return self.flags(self.detector.logits_and_score(x)[1])
 
     def extra_repr(self) -> str:
         return (f"detector={type(self.detector).__name__}, threshold={self.threshold:.6g}, "

@@ -18,7 +18,7 @@ from torch import Tensor
 from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels, check_positive, deprecated_progress, materialise
 
-__all__ = ["DetectorPGD", "DetectorPGDResult", "classifier_logits", "classifier_margin", "orthogonalise"]
+__all__ = ["DetectorPGD", "DetectorPGDResult", "classifier_logits", "classifier_margin", "orthogonalise", "project"]
 
 MODES = ("orthogonal", "selective", "combined", "classifier")
 NORMS = ("linf", "l2")
@@ -40,6 +40,18 @@ def classifier_logits(detector: Any, x: Tensor) -> Tensor:
     without the detector: what the oblivious (classifier-only) attack sees."""
     view = detector.view
     return view.model(view.preprocess(x.to(view.device)))
+
+
+def project(x_adv: Tensor, x: Tensor, eps: float, norm: str, clip: tuple[float, float]) -> Tensor:
+    """``x_adv`` projected onto the ``eps`` ball around ``x`` (``"linf"`` or ``"l2"``, per example) and the pixel
+    range ``clip``."""
+    d = x_adv - x
+    if norm == "linf":
+        d = d.clamp(-eps, eps)
+    else:
+        n = d.flatten(1).norm(dim=1).clamp_min(1e-12)
+        d = d * (eps / n).clamp_max(1.0).view(-1, *([1] * (d.ndim - 1)))
+    return (x + d).clamp(clip[0], clip[1])
 
 
 def orthogonalise(g: Tensor, other: Tensor) -> Tensor:
@@ -153,13 +165,7 @@ class DetectorPGD:
 
     # ------------------------------------------------------------------ pieces
     def _project(self, x_adv: Tensor, x: Tensor, clip: tuple[float, float]) -> Tensor:
-        d = x_adv - x
-        if self.norm == "linf":
-            d = d.clamp(-self.eps, self.eps)
-        else:
-            n = d.flatten(1).norm(dim=1).clamp_min(1e-12)
-            d = d * (self.eps / n).clamp_max(1.0).view(-1, *([1] * (d.ndim - 1)))
-        return (x + d).clamp(clip[0], clip[1])
+        return project(x_adv, x, self.eps, self.norm, clip)
 
     def _start(self, x: Tensor, g: torch.Generator, restart: int, clip: tuple[float, float]) -> Tensor:
         if not self.random_start and restart == 0:

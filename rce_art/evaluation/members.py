@@ -18,23 +18,12 @@ from torch import Tensor
 
 from rce_art.attacks.cw_wb import CarliniWagnerWB
 from rce_art.attacks.detector_class import DetectorAsClass
-from rce_art.attacks.detector_pgd import DetectorPGD
+from rce_art.attacks.detector_pgd import DetectorPGD, project
 from rce_art.attacks.rays import RayS
 
-__all__ = ["CWWBMember", "DetectorPGDMember", "EnsembleAttack", "RaySMember", "project"]
+__all__ = ["CWWBMember", "DetectorPGDMember", "EnsembleAttack", "RaySMember"]
 
 KINDS = ("gradient", "score", "decision")
-
-
-def project(x_adv: Tensor, x: Tensor, eps: float, norm: str, clip: tuple[float, float]) -> Tensor:
-    """``x_adv`` projected onto the ``eps`` ball around ``x`` (``"linf"`` or ``"l2"``) and the pixel range."""
-    d = x_adv - x
-    if norm == "linf":
-        d = d.clamp(-eps, eps)
-    else:
-        n = d.flatten(1).norm(dim=1).clamp_min(1e-12)
-        d = d * (eps / n).clamp_max(1.0).view(-1, *([1] * (d.ndim - 1)))
-    return (x + d).clamp(clip[0], clip[1])
 
 
 @dataclass

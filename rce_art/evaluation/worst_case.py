@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels, to_numpy
 from rce_art.attacks.detector_class import DetectorAsClass, system_success
-from rce_art.evaluation.members import KINDS, EnsembleAttack, project
+from rce_art.attacks.detector_pgd import project
+from rce_art.evaluation.members import KINDS, EnsembleAttack
 from rce_art.exceptions import GradientMaskingWarning
 from rce_art.metrics import wilson_interval
 
@@ -215,7 +216,7 @@ class WorstCaseEnsemble:
             bar.close()
             with torch.no_grad():
                 logits, score = system.logits_and_score(x_adv)
-                flagged = to_numpy(score.double() < system.threshold)
+                flagged = to_numpy(system.flags(score))
         if masking.any():
             warnings.warn(f"{int(masking.sum())} of {n} inputs were broken by a gradient-free attack after every "
                           "gradient attack failed on them: the detector or the classifier may mask gradients, and "

@@ -179,8 +179,10 @@ def _report(args: argparse.Namespace) -> int:
     if not path.exists():
         raise UsageError(f"{path} does not exist: run rce-art evaluate --out {args.folder} first")
     report = EvaluationReport.from_json(path.read_text())
+    from rce_art.robustness.store import atomic_write
+
     report.to_html(Path(args.folder) / "report.html")
-    (Path(args.folder) / "report.md").write_text(report.to_markdown())
+    atomic_write(Path(args.folder) / "report.md", report.to_markdown())
     print(report.table())
     return 0
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from rce_art.metrics import wilson_interval
 from rce_art.robustness.diagnostics import check_rows
-from rce_art.robustness.store import atomic_write
+from rce_art.robustness.store import atomic_write, package_versions
 
 __all__ = ["EvaluationReport", "build_report"]
 
@@ -141,8 +141,6 @@ def build_report(settings: dict[str, Any], units: list[str], results: dict[str, 
     if missing:
         raise ValueError(f"{len(missing)} units have no results yet (e.g. {missing[0]!r}); run the remaining shards "
                          "or the same command again")
-    from rce_art.robustness.store import package_versions
-
     settings = {**settings, "versions": package_versions()}
     dets = list(dict.fromkeys(u.split("|")[0] for u in units))
     fprs = settings["fprs"]

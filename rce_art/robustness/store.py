@@ -157,10 +157,6 @@ class ResultStore:
         """Store the result of unit ``key`` atomically."""
         atomic_write(self._path(key), json.dumps({"key": key, "data": data, "sha256": _hash(data)}, default=float))
 
-    def keys(self) -> list[str]:
-        """Keys of the stored units (each file checked)."""
-        return sorted(read_unit(f)[0] for f in (self.root / "units").glob("*.json"))
-
     def copy_from(self, other: str | Path) -> int:
         """Copy every (checked) unit of another results folder of the same evaluation; return how many."""
         files = sorted((Path(other) / "units").glob("*.json"))
