@@ -4,8 +4,9 @@ worst case, and the strongest attack per unit of compute.
 For CE and RCE models (small CNNs with dropout 0.5) and each detector of the family, at each eps:
 
 * the standard worst-case ensemble (``rce_art.adapters.STANDARD_ENSEMBLE``, AutoAttack's discipline: each attack
-  only on the inputs still unbroken) at the 5% and the 50% operating points (SR@5, SR@50, robust accuracy with
-  rejection = 1 - SR, Wilson 95% intervals);
+  only on the inputs still unbroken) at the 5% and the 50% operating points: robust accuracy with detection (served
+  AND not broken; a clean input rejected or misclassified is an error), SR@5 / SR@50 over the served inputs (those
+  classified correctly and accepted on clean data), the all-inputs SR (secondary), Wilson 95% intervals;
 * every single attack alone on all inputs at the 5% point (at the headline eps also at the 50% point): its SR,
   its shortfall from the worst case (AttackBench's "optimality" gap) and the fraction of inputs only it broke;
 * at the headline eps, every single attack at ten times its default budget on the inputs the standard worst case
@@ -36,6 +37,7 @@ import rce_art as ra
 from rce_art.adapters import STANDARD_ENSEMBLE, build_adaptive_attack
 from rce_art.evaluation import WorstCaseEnsemble
 from rce_art.exceptions import GradientMaskingWarning
+from rce_art.evaluation import operating_point_rates
 from rce_art.metrics import wilson_interval
 
 DETECTORS = ("kd", "bu", "kdbu", "lid", "mahalanobis", "mahalanobis-lr", "confidence", "non-me")
@@ -45,6 +47,8 @@ AT50 = ("pgd-orthogonal", "pgd-selective", "pgd-combined")
 
 
 def _ci(k: int, n: int) -> str:
+    if n == 0:
+        return "- (n = 0)"
     lo, hi = wilson_interval(k, n)
     return f"{k / n:.2f} [{lo:.2f}, {hi:.2f}]"
 
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 continue
             if args.only is not None and f"{objective}:{d}" not in args.only.split(","):
                 continue
-            tag = "full" if args.full else "quick"
+            tag = ("full" if args.full else "quick") + "-v06"  # 0.6 records: served / robust accuracy with detection
             key = cache / f"{args.dataset}-{objective}-{d}-{'-'.join(map(str, grid))}-{len(xs)}-{args.seed}-{tag}.json"
             if key.exists():
                 records += json.loads(key.read_text())
@@ -135,16 +139,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return records
 
 
+def _served(det, xs, ys, fpr) -> np.ndarray:
+    """Inputs classified correctly and accepted on clean data at the operating point ``fpr``."""
+    report, _ = det.detect(xs)
+    t = ra.calibrate_threshold(det.calibration_scores_.double().numpy(), fpr)
+    return (report["predicted_class"] == ys) & (np.asarray(report["score"], np.float64) >= t)
+
+
 def _run(attacks, det, xs, ys, fpr, **labels) -> tuple[dict, ra.evaluation.WorstCaseResult]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GradientMaskingWarning)
         t = time.perf_counter()
         r = WorstCaseEnsemble(attacks).run(det, xs, ys, fpr=fpr)
         seconds = time.perf_counter() - t
-    k = int(r.broken.sum())
-    lo, hi = wilson_interval(k, len(ys))
-    rec = {**labels, "fpr": fpr, "n": len(ys), "broken": k, "SR": k / len(ys), "SR_lo": lo, "SR_hi": hi,
-           "robust_acc": 1 - k / len(ys), "masking": int(r.masking.sum()), "seconds": seconds,
+    report, _ = det.detect(xs)
+    correct = report["predicted_class"] == ys
+    flagged = np.asarray(report["score"], np.float64) < r.settings["threshold"]
+    rates = operating_point_rates(correct, flagged, r.broken)
+    sr, rob, sr_all = rates["sr"], rates["robust_accuracy"], rates["sr_all"]
+    rec = {**labels, "fpr": fpr, "n": len(ys), "served": sr["n"], "broken": sr["k"], "SR": sr["rate"],
+           "SR_lo": sr["lo"], "SR_hi": sr["hi"], "robust_acc": rob["rate"], "robust_lo": rob["lo"],
+           "robust_hi": rob["hi"], "broken_all": sr_all["k"], "SR_all": sr_all["rate"],
+           "attack_failure": rates["attack_failure"]["rate"], "masking": int(r.masking.sum()), "seconds": seconds,
            "gradients_per_input": float(r.gradients.mean()), "queries_per_input": float(r.queries.mean()),
            "top_attack": max(((a["attack"], a["broken"]) for a in r.per_attack), key=lambda t: t[1])[0],
            "masking_warning": any(issubclass(w.category, GradientMaskingWarning) for w in caught)}
@@ -172,39 +188,45 @@ def _cell(det, xs, ys, grid, plan, **labels) -> list[dict]:
                 if fpr == 0.05:
                     alone[name] = r.broken
                 out.append(rec)
-        n = len(ys)
+        served = _served(det, xs, ys, 0.05)  # rates over the inputs served at the 5% point
+        m = max(int(served.sum()), 1)
         for rec in out:
             if rec.get("eps") == eps and rec["attack"] in alone and rec["fpr"] == 0.05:
-                others = np.zeros(n, bool)
+                others = np.zeros(len(ys), bool)
                 for name, b in alone.items():
                     if name != rec["attack"]:
                         others |= b
-                rec["shortfall"] = float(wc[0.05].broken.mean() - alone[rec["attack"]].mean())
-                rec["only_it"] = float((alone[rec["attack"]] & ~others).mean())
-                rec["missed_by_worst_case"] = float((alone[rec["attack"]] & ~wc[0.05].broken).mean())
-        if head:  # 10x budget on the inputs the standard worst case left unbroken
-            rest = ~wc[0.05].broken
+                mine = alone[rec["attack"]] & served
+                rec["shortfall"] = float((wc[0.05].broken & served).sum() - mine.sum()) / m
+                rec["only_it"] = float((mine & ~others).sum()) / m
+                rec["missed_by_worst_case"] = float((mine & ~wc[0.05].broken).sum()) / m
+        if head:  # 10x budget on the served inputs the standard worst case left unbroken
+            rest = served & ~wc[0.05].broken
             for name in plan["x10"]:
                 a = build_adaptive_attack(name, eps, budget=10)
                 if not a.applies_to(det) or not rest.any():
                     continue
                 rec, r = _run([a], det, xs[rest], ys[rest], 0.05, **labels, eps=eps, attack=name, budget=10)
                 k = int(r.broken.sum())
-                lo, hi = wilson_interval(k, n)
-                base = wc[0.05].broken
-                _, wc_hi = wilson_interval(int(base.sum()), n)
-                rec.update(n_attacked=int(rest.sum()), extra_over_worst_case=k / n, extra_lo=lo, extra_hi=hi,
-                           bound_10x=float(base.mean()) + k / n, worst_case_hi=wc_hi,
-                           holds=float(base.mean()) + k / n <= wc_hi)
-                rec.update(n=n, broken=k, SR=float("nan"), SR_lo=float("nan"), SR_hi=float("nan"))
+                lo, hi = wilson_interval(k, m)
+                base = int((wc[0.05].broken & served).sum())
+                _, wc_hi = wilson_interval(base, m)
+                rec.update(n_attacked=int(rest.sum()), extra_over_worst_case=k / m, extra_lo=lo, extra_hi=hi,
+                           bound_10x=(base + k) / m, worst_case_hi=wc_hi, holds=(base + k) / m <= wc_hi)
+                rec.update(n=len(ys), served=m, broken=k, SR=float("nan"), SR_lo=float("nan"), SR_hi=float("nan"))
                 out.append(rec)
     return out
+
+
+def _ra(r: dict) -> str:
+    return f"{r['robust_acc']:.2f} [{r['robust_lo']:.2f}, {r['robust_hi']:.2f}]"
 
 
 def _print(records, objectives, detectors, grid) -> None:
     for eps in grid:
         rows = [r for r in records if r["eps"] == eps and r["budget"] == 1]
-        print(f"\n## eps = {eps}: SR@5 (SR@50) with Wilson 95% intervals, n = {rows[0]['n'] if rows else 0}")
+        print(f"\n## eps = {eps}: robust accuracy with detection and SR over the served inputs at the 5% (50%) "
+              f"operating point, Wilson 95% intervals, n = {rows[0]['n'] if rows else 0} inputs")
         table = []
         for r in rows:
             if r["fpr"] != 0.05:
@@ -212,28 +234,31 @@ def _print(records, objectives, detectors, grid) -> None:
             at50 = next((q for q in rows if q["fpr"] == 0.5 and q["attack"] == r["attack"]
                          and q["detector"] == r["detector"] and q["objective"] == r["objective"]), None)
             table.append({"model": r["objective"], "detector": r["detector"], "attack": r["attack"],
-                          "SR@5": _ci(r["broken"], r["n"]),
-                          "SR@50": _ci(at50["broken"], at50["n"]) if at50 else "-",
-                          "robust_acc@5": f"{r['robust_acc']:.2f}",
+                          "robust acc @5": _ra(r), "served @5": r["served"], "SR@5": _ci(r["broken"], r["served"]),
+                          "robust acc @50": _ra(at50) if at50 else "-", "served @50": at50["served"] if at50 else "-",
+                          "SR@50": _ci(at50["broken"], at50["served"]) if at50 else "-",
+                          "SR@5 (all inputs)": f"{r['SR_all']:.2f}",
                           "shortfall": "-" if r.get("shortfall") is None else f"{r['shortfall']:.2f}",
                           "only it": "-" if r.get("only_it") is None else f"{r['only_it']:.2f}",
                           "grads/input": f"{r['gradients_per_input']:.0f}", "s": f"{r['seconds']:.1f}",
                           "masking": r["masking"]})
-        print(ra.markdown_table(table, ["model", "detector", "attack", "SR@5", "SR@50", "robust_acc@5", "shortfall",
+        print(ra.markdown_table(table, ["model", "detector", "attack", "robust acc @5", "served @5", "SR@5",
+                                        "robust acc @50", "served @50", "SR@50", "SR@5 (all inputs)", "shortfall",
                                         "only it", "grads/input", "s", "masking"]))
     head = grid[0]
     x10 = [r for r in records if r["eps"] == head and r["budget"] == 10]
-    print(f"\n## 10x budget at eps {head}: fraction of all inputs broken by the attack at 10x its default budget that "
-          "the standard worst case (default budget) left unbroken (Wilson 95%); the attack's SR at 10x is at most the "
-          "worst case's SR plus this; 'holds' = that bound is within the worst case's interval")
+    print(f"\n## 10x budget at eps {head}: fraction of the served inputs broken by the attack at 10x its default "
+          "budget that the standard worst case (default budget) left unbroken (Wilson 95%); the attack's SR@5 at 10x is "
+          "at most the worst case's SR@5 plus this; 'holds' = that bound is within the worst case's interval")
     print(ra.markdown_table([{"model": r["objective"], "detector": r["detector"], "attack": r["attack"],
                               "attacked": r["n_attacked"],
-                              "extra over worst case": _ci(r["broken"], r["n"]),
+                              "extra over worst case": _ci(r["broken"], r["served"]),
                               "bound on SR@5 at 10x": f"{r['bound_10x']:.2f} (<= {r['worst_case_hi']:.2f}?)",
                               "holds": "yes" if r["holds"] else "NO"} for r in x10],
                             ["model", "detector", "attack", "attacked", "extra over worst case", "bound on SR@5 at 10x",
                              "holds"]))
-    print("\n## How much detection is left under the strongest attack (standard worst case, SR@5), and does RCE change it?")
+    print("\n## How much detection is left under the strongest attack (standard worst case at 5% FPR), and does RCE "
+          "change it?")
     for eps in grid:
         for d in detectors:
             vals = {}
@@ -244,19 +269,20 @@ def _print(records, objectives, detectors, grid) -> None:
                     vals[o] = r
             if not vals:
                 continue
-            parts = [f"{o}: robust accuracy with rejection {r['robust_acc']:.2f} (SR@5 {_ci(r['broken'], r['n'])})"
+            parts = [f"{o}: robust accuracy with detection {_ra(r)} (SR@5 {_ci(r['broken'], r['served'])})"
                      for o, r in vals.items()]
             verdict = ""
             if "CE" in vals and "RCE" in vals:
                 a, b = vals["CE"], vals["RCE"]
-                overlap = not (a["SR_hi"] < b["SR_lo"] or b["SR_hi"] < a["SR_lo"])
-                verdict = (" -> RCE: no difference within the intervals" if overlap else
-                           f" -> RCE {'harder' if b['SR'] < a['SR'] else 'easier'} to evade")
+                overlap = not (a["robust_hi"] < b["robust_lo"] or b["robust_hi"] < a["robust_lo"])
+                verdict = (" -> RCE: no difference in robust accuracy within the intervals" if overlap else
+                           f" -> RCE {'more' if b['robust_acc'] > a['robust_acc'] else 'less'} robust")
             print(f"- eps {eps} {d}: " + "; ".join(parts) + verdict)
 
 
 def _plot(records, objectives, detectors, grid, args) -> None:
-    """Per eps: the worst case's SR@5 (bars, Wilson 95% intervals) per detector and model, single attacks as dots."""
+    """Per eps: robust accuracy with detection at 5% FPR under the worst case (bars, Wilson 95% intervals) per detector
+    and model, under each single attack as dots."""
     plt = C.pyplot()
     fig, axes = C.grid_axes(plt, len(grid), (7.5, 3.4), ncols=1)
     width = 0.8 / max(len(objectives), 1)
@@ -269,14 +295,15 @@ def _plot(records, objectives, detectors, grid, args) -> None:
                 if r is None:
                     continue
                 xs_.append(i + (j - (len(objectives) - 1) / 2) * width)
-                ys_.append(r["SR"])
-                err[0].append(r["SR"] - r["SR_lo"]), err[1].append(r["SR_hi"] - r["SR"])
-                singles = [q["SR"] for q in records if q["eps"] == eps and q["detector"] == d and q["objective"] == o
+                ys_.append(r["robust_acc"])
+                err[0].append(r["robust_acc"] - r["robust_lo"]), err[1].append(r["robust_hi"] - r["robust_acc"])
+                singles = [q["robust_acc"] for q in records if q["eps"] == eps and q["detector"] == d and q["objective"] == o
                            and q["budget"] == 1 and q["fpr"] == 0.05 and not q["attack"].startswith("worst")]
                 ax.plot([xs_[-1]] * len(singles), singles, "k.", ms=3)
             ax.bar(xs_, ys_, width, yerr=err, capsize=2, label=f"{o} worst case")
         ax.set_xticks(range(len(detectors)), detectors, fontsize=8, rotation=20)
-        ax.set_ylim(0, 1.02), ax.set_ylabel("SR@5"), ax.set_title(f"eps {eps} (dots: single attacks)", fontsize=9)
+        ax.set_ylim(0, 1.02), ax.set_ylabel("robust acc. (detection) @5")
+        ax.set_title(f"eps {eps} (bars: worst case; dots: single attacks)", fontsize=9)
     axes[0].legend(fontsize=7)
     (args.out / "figures").mkdir(parents=True, exist_ok=True)
     fig.tight_layout(), fig.savefig(args.out / "figures" / f"adaptive-study-{args.dataset}.png", dpi=100)

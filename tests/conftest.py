@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -50,3 +53,51 @@ def tiny_data():
     x = rng.uniform(-0.5, 0.5, size=(60, 1, 8, 8)).astype(np.float32)
     y = np.repeat(np.arange(3), 20)
     return x, y
+
+
+USER_MODULE = textwrap.dedent('''
+    import torch.nn as nn
+
+    def make_net():
+        """A user's own model: no BatchNorm, plain Sequential, logits out."""
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
+''')
+
+
+@pytest.fixture(scope="session")
+def user_files(tmp_path_factory, digits):
+    """A model file, its weights (safetensors, trained here with the user's own loop) and a .npz of [0, 1] inputs."""
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("user")
+    (root / "usernet.py").write_text(USER_MODULE)
+    sys.path.insert(0, str(root))
+    try:
+        import usernet
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    net = usernet.make_net()
+    x_train = torch.as_tensor(digits.x_train + 0.5)  # the user's data is in [0, 1]; preprocessing (0.5, 0.5)
+    y_train = torch.as_tensor(digits.y_train)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(15):
+        for i in range(0, len(x_train), 64):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net((x_train[i : i + 64] - 0.5) / 0.5), y_train[i : i + 64]).backward()
+            opt.step()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(root / "net.safetensors"))
+    np.savez(root / "data.npz", x=(digits.x_test[:260] + 0.5).astype(np.float32), y=digits.y_test[:260],
+             x_train=(digits.x_train + 0.5).astype(np.float32), y_train=digits.y_train)
+    return root, net
+
+
+def clf_of(net):
+    """The user's net as an ART classifier of [0, 1] inputs with preprocessing (0.5, 0.5)."""
+    return ra.make_art_classifier(net, (1, 8, 8), 10, (0.0, 1.0), preprocessing=(0.5, 0.5))
+
+
+def user_data(digits):
+    """x, y (24 inputs), x_calibration (160), x_fit, y_fit of digits in [0, 1]."""
+    x, y = (digits.x_test + 0.5).astype(np.float32), digits.y_test
+    return x[:24], y[:24], x[100:260], (digits.x_train + 0.5).astype(np.float32), digits.y_train

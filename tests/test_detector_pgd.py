@@ -6,7 +6,7 @@ import torch
 
 import rce_art as ra
 from rce_art.attacks import DetectorPGD, classifier_margin, orthogonalise
-from rce_art.evaluation import robust_accuracy_with_rejection, success_at_fpr
+from rce_art.evaluation import attack_failure_rate, success_at_fpr
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +94,14 @@ def test_constant_score_detector_is_evaded_like_the_plain_attack(digits, ce_trai
         assert abs(float(r.misclassified.float().mean()) - float(plain.misclassified.float().mean())) <= 0.13
 
 
-def test_success_at_fpr_and_robust_accuracy_on_hand_made_scores():
+def test_success_at_fpr_and_attack_failure_rate_on_hand_made_scores():
     clean = np.arange(100, dtype=float)  # 5% FPR -> threshold 5.0, 50% -> 50.0
     adv = np.array([4.0, 5.0, 49.0, 60.0])
     goal = np.array([True, True, True, False])
     assert success_at_fpr(clean, adv, goal, 0.05) == pytest.approx(2 / 4)  # 5.0 and 49.0 pass, 4.0 is flagged
     assert success_at_fpr(clean, adv, goal, 0.5) == pytest.approx(0.0)
-    assert robust_accuracy_with_rejection(np.array([1, 2, 3, 4]), np.array([1, 0, 0, 0]),
-                                          np.array([False, True, False, False])) == pytest.approx(0.5)
+    assert attack_failure_rate(np.array([1, 2, 3, 4]), np.array([1, 0, 0, 0]),
+                               np.array([False, True, False, False])) == pytest.approx(0.5)
 
 
 def test_parameters_and_global_rng(digits, det):

@@ -114,7 +114,8 @@ def test_adaptive_eval_smoke(out, capsys):
                                            "kd,mahalanobis", "--eps-grid", "0.1", "--steps", "3", "--sanity-examples", "4", "--max-iter", "20",
                                            "--out", str(out)])
     assert {r["attack"] for r in records} == {"classifier", "combined", "selective", "orthogonal", "cw-wb (unbounded)"}
-    assert all(0 <= r["SR@5"] <= r["misclassified"] + 1e-9 and 0 <= r["SR@50"] <= r["SR@5"] + 1e-9 for r in records)
+    assert all(0 <= r["SR_all@5"] <= r["misclassified"] + 1e-9 and 0 <= r["SR_all@50"] <= r["SR_all@5"] + 1e-9
+               and r["robust_acc@5"] <= r["served@5"] + 1e-9 for r in records)
     assert "harder to evade" in capsys.readouterr().out
     assert (out / "figures" / "adaptive-digits.png").exists()
 

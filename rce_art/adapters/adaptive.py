@@ -34,6 +34,12 @@ SQUARE_QUERIES = 500
 """Default Square queries (AutoAttack: 5000 on CIFAR-10); 8x8 and 28x28 inputs have few pixels to search."""
 
 
+SQUARE_MIN_SIDE = 5
+"""Smallest image side Square runs on (ART's Square draws square windows inside the image: on 4x4 inputs its first
+window covers the image and it fails)."""
+_IMAGE_ONLY = ("square", "ta-square", "autoattack")
+
+
 def _linf(norm: str) -> bool:
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
@@ -144,6 +150,15 @@ class ToolkitMember(EnsembleAttack):
         _linf(self.norm)
         self.kind = self.member_kind  # type: ignore[misc]  # per instance (Square is score-based)
 
+    def check_input_shape(self, input_shape: tuple[int, ...] | None) -> None:
+        if self.name not in _IMAGE_ONLY or input_shape is None:
+            return
+        if len(input_shape) != 3 or min(input_shape[1:]) < SQUARE_MIN_SIDE:
+            raise ValueError(f"attack {self.name!r} (Square) runs only on images (C, H, W) of at least "
+                             f"{SQUARE_MIN_SIDE}x{SQUARE_MIN_SIDE} pixels, and one input here has shape "
+                             f"{tuple(input_shape)}; leave it out of the attacks (e.g. attacks=['apgd-ce', "
+                             "'pgd-selective', 'apgd-t'])")
+
     def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
         fn = self.run_folded
         if fn is None:
@@ -190,7 +205,8 @@ def build_adaptive_attack(name: str, eps: float, norm: str = "linf", budget: flo
 
     Args:
         name: One of [`ADAPTIVE_ATTACKS`][].
-        eps: Budget in pixel units; norm: ``"linf"`` or ``"l2"``.
+        eps: Budget in pixel units.
+        norm: ``"linf"`` or ``"l2"``.
         budget: Multiplier of the attack's default iterations / queries (DetectorPGD 50 steps, APGD 50
             iterations, Square 500 queries, RayS 500 queries, Foolbox PGD 50 steps, C&W-wb 200 steps per round).
         seed: Seed of the attack's random draws (global generators are restored after a toolkit runs).

@@ -114,7 +114,8 @@ class DetectorAsClass(nn.Module):
         that an untargeted attack's own success test (``argmax != y``) is the system's; results reassembled in order.
 
         Args:
-            x: Inputs ``(N, ...)``; y: their true labels ``(N,)``.
+            x: Inputs ``(N, ...)``.
+            y: Their true labels ``(N,)``.
             attack: Returns candidate examples for its inputs (tensor or array, same shape).
 
         Returns:

@@ -72,7 +72,8 @@ class DetectorPGDResult:
             misclassified, ``(N, ...)``.
         misclassified: Goal met at ``x_adv`` (misclassified, or target reached).
         score: Detector score at ``x_adv`` (higher = more normal), as ``detect`` computes it.
-        linf: ``||x_adv - x||_inf``; l2: ``||x_adv - x||_2`` (pixel units).
+        linf: ``||x_adv - x||_inf`` (pixel units).
+        l2: ``||x_adv - x||_2`` (pixel units).
     """
 
     x_adv: Tensor

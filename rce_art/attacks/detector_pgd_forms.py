@@ -21,11 +21,20 @@ class DetectorPGDART(EvasionAttack):
     Args:
         estimator: The ART ``PyTorchClassifier`` under attack (ordinary logits).
         detector: A fitted detector of the family on that classifier.
-        eps: Budget. norm: ``"linf"`` or ``"l2"``. mode: ``"orthogonal"``, ``"selective"``, ``"combined"`` or
-            ``"classifier"``. steps: Iterations. step_size: Step (default ``eps/10`` or ``eps/5``).
-        margin: Switching margin. detector_weight: Weight of the combined mode. restarts: Random restarts.
-        random_start: Start in the ball. targeted: ``y`` are targets. eot_samples: Gradient averaging.
-        seed: Seed of the random starts. batch_size: Examples attacked together. verbose: Progress bar.
+        eps: Budget in pixel units.
+        norm: ``"linf"`` or ``"l2"``.
+        mode: ``"orthogonal"``, ``"selective"``, ``"combined"`` or ``"classifier"``.
+        steps: Iterations.
+        step_size: Step (default ``eps/10`` or ``eps/5``).
+        margin: Switching margin.
+        detector_weight: Weight of the combined mode.
+        restarts: Random restarts.
+        random_start: Start in the ball.
+        targeted: ``y`` are targets.
+        eot_samples: Gradient averaging.
+        seed: Seed of the random starts.
+        batch_size: Examples attacked together.
+        verbose: Progress bar.
 
     Attributes:
         last_result_ (DetectorPGDResult): Per-example outcome of the last ``generate``.

@@ -39,7 +39,10 @@ class Dataset:
 
     Attributes:
         name: Dataset name.
-        x_train, y_train, x_test, y_test: Images ``(N, C, H, W)`` float32 and labels ``(N,)`` int64.
+        x_train: Training images ``(N, C, H, W)`` float32.
+        y_train: Their labels ``(N,)`` int64.
+        x_test: Test images ``(M, C, H, W)`` float32.
+        y_test: Their labels ``(M,)`` int64.
         clip_values: ``(min, max)`` pixel range of the images (hand it to ART).
         nb_classes: Number of classes.
     """

@@ -136,7 +136,8 @@ def matched_gaussian_noise(x: Any, x_adv: Any, clip_values: tuple[float, float],
     bisection on one seeded noise draw (the clipped distortion grows monotonically with the scale).
 
     Args:
-        x: Clean inputs ``(N, ...)``; x_adv: their adversarial examples (same shape).
+        x: Clean inputs ``(N, ...)``.
+        x_adv: Their adversarial examples (same shape).
         clip_values: Pixel range; the noisy inputs are clipped to it.
         seed: Seed of the noise draw.
         iterations: Bisection steps.

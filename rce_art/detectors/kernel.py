@@ -159,7 +159,9 @@ def loo_log_kdensity(queries: Tensor, kernel: Tensor, sigma: float) -> Tensor:
     flattered by its own term (used for the C&W-wb margin ``eta`` and for bandwidth selection).
 
     Args:
-        queries: ``(N, D)``; kernel: ``(M, D)``; sigma: bandwidth ``> 0``.
+        queries: ``(N, D)``.
+        kernel: ``(M, D)``.
+        sigma: Bandwidth ``> 0``.
 
     Returns:
         ``(N,)`` float64 (``-inf`` for a query with no other point).

@@ -26,7 +26,9 @@ def lid_mle(queries: Tensor, reference: Tensor, k: int) -> Tensor:
     exactly zero for an identical point in any precision.
 
     Args:
-        queries: ``(N, D)``; reference: ``(M, D)`` with ``M > k``; k: neighbours (paper: 20).
+        queries: ``(N, D)``.
+        reference: ``(M, D)`` with ``M > k``.
+        k: Neighbours (paper: 20).
 
     Returns:
         ``(N,)`` LID estimates, differentiable in ``queries``.

@@ -1,6 +1,14 @@
 """Evaluation under the paper's protocol."""
 
-from rce_art.evaluation.adaptive import adaptive_report, robust_accuracy_with_rejection, success_at_fpr
+from rce_art.evaluation.adaptive import (
+    adaptive_report,
+    attack_failure_rate,
+    operating_point_rates,
+    robust_accuracy_with_detection,
+    robust_accuracy_with_rejection,
+    served_success_rate,
+    success_at_fpr,
+)
 from rce_art.evaluation.detectors import acc_criteria, evaluate_detectors
 from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
 from rce_art.evaluation.protocol import (
@@ -29,6 +37,7 @@ __all__ = [
     "WorstCaseResult",
     "acc_criteria",
     "adaptive_report",
+    "attack_failure_rate",
     "count_network_passes",
     "cw_wb_sanity",
     "detection_auc",
@@ -41,9 +50,12 @@ __all__ = [
     "load_shards",
     "markdown_table",
     "metric_scores",
+    "operating_point_rates",
     "report_from_scores",
+    "robust_accuracy_with_detection",
     "robust_accuracy_with_rejection",
     "save_shard",
+    "served_success_rate",
     "sharded_example_scores",
     "success_at_fpr",
     "tpr_at_fpr",

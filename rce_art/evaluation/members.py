@@ -32,7 +32,8 @@ class EnsembleAttack:
 
     Attributes:
         name: Registry name (e.g. ``"pgd-orthogonal"``, ``"apgd-t"``).
-        eps: Budget in pixel units; norm: ``"linf"`` or ``"l2"``.
+        eps: Budget in pixel units.
+        norm: ``"linf"`` or ``"l2"``.
         budget: Multiplier of the default iterations / queries (``1``: the default; the strength study runs ``10``).
         seed: Seed of the attack's random draws.
         kind: ``"gradient"``, ``"score"`` (queries scores only) or ``"decision"`` (hard labels only); the gradient-free
@@ -50,6 +51,14 @@ class EnsembleAttack:
     def applies_to(self, detector: Any) -> bool:
         """Whether this attack can attack ``detector`` (all do, except attacks specific to one detector)."""
         return True
+
+    def check_input_shape(self, input_shape: tuple[int, ...] | None) -> None:
+        """Raise a ``ValueError`` naming the fix if this attack cannot run on inputs of ``input_shape`` (one
+        input's shape), before any work: every attack runs on any shape, except those that say otherwise.
+
+        Args:
+            input_shape: Shape of one input, e.g. ``(C, H, W)``; ``None`` if unknown.
+        """
 
     def scaled(self, factor: float) -> EnsembleAttack:
         """The same attack with its budget multiplied by ``factor``."""
@@ -106,9 +115,12 @@ class RaySMember(EnsembleAttack):
 
     kind: ClassVar[str] = "decision"
 
-    def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
+    def check_input_shape(self, input_shape: tuple[int, ...] | None) -> None:
         if self.norm != "linf":
-            raise ValueError("RayS is an L-inf attack; use it with norm='linf'")
+            raise ValueError("RayS is an L-inf attack; use it with norm='linf' or leave 'rays' out of the attacks")
+
+    def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
+        self.check_input_shape(None)
 
         def attack(folded: DetectorAsClass, xc: Tensor, yc: Tensor) -> Tensor:
             rays = RayS(folded, self.eps, max_queries=self.steps(500), clip_values=system.clip_values, **self.options)

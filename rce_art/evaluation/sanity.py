@@ -42,7 +42,9 @@ def cw_wb_sanity(
     Args:
         attack: The configured attack (its other settings are kept).
         detector: The fitted K-density detector.
-        x: Clean inputs ``(N, ...)``; labels: targets (``targeted``) or true labels.
+        x: Clean inputs ``(N, ...)``.
+        labels: Targets (``targeted``) or true labels ``(N,)``.
+        targeted: Whether ``labels`` are targets.
         budgets: Iteration budgets, in increasing order.
         unbounded_iter: Steps of the "unbounded" run.
 

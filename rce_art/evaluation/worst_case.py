@@ -4,7 +4,9 @@ Attacks run in a fixed order, each only on the inputs that no earlier attack bro
 ``robust_flags`` of AutoAttack's ``run_standard_evaluation``); an input counts as broken when the example is within
 the budget, classified as a wrong class AND not flagged by the detector (MEAD's per-input worst case for detectors,
 Granese et al. 2022). Per input it records which attack broke it, at which distortion and detector score, and the
-network passes it cost. An input broken by a gradient-free attack after every gradient attack failed on it is
+network passes it cost; for an input no attack broke, it keeps the best attempt (see
+[`WorstCaseResult`][]), so that the scores of the attacks' examples can be drawn against the clean ones. An input
+broken by a gradient-free attack after every gradient attack failed on it is
 gradient masking evidence and raises a [`GradientMaskingWarning`][rce_art.exceptions.GradientMaskingWarning].
 """
 
@@ -24,7 +26,7 @@ from tqdm.auto import tqdm
 
 from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels, to_numpy
-from rce_art.attacks.detector_class import DetectorAsClass, system_success
+from rce_art.attacks.detector_class import DetectorAsClass
 from rce_art.attacks.detector_pgd import project
 from rce_art.evaluation.members import KINDS, EnsembleAttack
 from rce_art.exceptions import GradientMaskingWarning
@@ -41,12 +43,19 @@ class WorstCaseResult:
     """Per-input outcome of [`WorstCaseEnsemble.run`][WorstCaseEnsemble.run] (numpy arrays of length N).
 
     Attributes:
-        x_adv: ``(N, ...)`` CPU tensor: the breaking example where one was found, else the input.
+        x_adv: ``(N, ...)`` CPU tensor: the breaking example where one was found, else the best attempt: among the
+            examples the attacks returned for the input (and the input itself), a misclassified one with the
+            highest detector score (flagged, or it would be broken), else the one with the largest classifier
+            margin ``max_{j != y} Z_j - Z_y`` (the closest to misclassified; ours).
         broken: Classified as a wrong class and not flagged, within the budget (clean inputs that already are count).
         attack: Name of the attack that broke each input (``"clean"``: already broken unattacked; ``""``: robust).
-        linf, l2: Distortion of ``x_adv``; score: detector score at ``x_adv``; flagged: flagged at the threshold;
-            pred: predicted class at ``x_adv``.
-        gradients: Network backward passes spent per input (all attacks that ran on it); queries: forward passes.
+        linf: L-inf distortion of ``x_adv``.
+        l2: L2 distortion of ``x_adv``.
+        score: Detector score at ``x_adv`` (higher = more normal).
+        flagged: ``x_adv`` is flagged at the threshold.
+        pred: Predicted class at ``x_adv``.
+        gradients: Network backward passes spent per input (all attacks that ran on it).
+        queries: Network forward passes spent per input.
         masking: Broken by a gradient-free attack after every gradient attack of the ensemble failed on it.
         per_attack: One dict per attack: name, kind, description, inputs attacked / broken, seconds, passes.
         settings: Threshold, fpr, eps, norm, EOT samples, attack descriptions.
@@ -147,9 +156,12 @@ class WorstCaseEnsemble:
 
         Args:
             detector: A fitted detector (its classifier is the one attacked).
-            x: Clean inputs ``(N, ...)`` within the classifier's clip values; y: true labels ``(N,)``.
-            threshold, fpr: The operating point (default the detector's ``threshold_``), see
+            x: Clean inputs ``(N, ...)`` within the classifier's clip values.
+            y: True labels ``(N,)``.
+            threshold: The operating threshold (default the detector's ``threshold_``), see
                 [`DetectorAsClass`][rce_art.attacks.DetectorAsClass].
+            fpr: Instead of ``threshold``: the false-positive rate that fixes it on the detector's calibration
+                scores.
             eot_samples: Mask draws averaged in gradients of a stochastic detector.
             score_scale: Scale of the extra logit (default: robust spread of the calibration scores).
 
@@ -176,7 +188,7 @@ class WorstCaseEnsemble:
         tried_gradient = np.zeros(n, bool)
         per_attack: list[dict[str, Any]] = []
         with eval_mode(system), count_network_passes(detector.view.model) as counts:
-            broken = self._success(system, x, y)
+            broken, best_mis, best_val = self._outcome(system, x, y)
             name[broken] = "clean"
             bar = tqdm(total=len(self.attacks), desc="worst case", disable=not self.verbose, leave=False)
             for attack in self.attacks:
@@ -194,7 +206,7 @@ class WorstCaseEnsemble:
                     before = dict(counts)
                     t0 = time.perf_counter()
                     cand = self._checked(attack, attack.run(system, x[idx], y[idx]), x[idx], clip)
-                    ok = self._success(system, cand, y[idx])
+                    ok, mis, val = self._outcome(system, cand, y[idx])
                     rec["seconds"] += time.perf_counter() - t0
                     f, b = counts["forward"] - before["forward"], counts["backward"] - before["backward"]
                     rows = to_numpy(idx)
@@ -203,8 +215,12 @@ class WorstCaseEnsemble:
                     rec["gradients"] += b
                     rec["queries"] += f
                     rec["attacked"] += len(rows)
+                    # the best attempt so far: misclassified beats correct; then the higher score (misclassified) or
+                    # the larger classifier margin (correct); a breaking example beats every attempt
+                    better = ok | (mis & ~best_mis[rows]) | ((mis == best_mis[rows]) & (val > best_val[rows]))
+                    x_adv[rows[better]] = cand[torch.as_tensor(better, device=x.device)]
+                    best_mis[rows[better]], best_val[rows[better]] = mis[better], val[better]
                     won = rows[ok]
-                    x_adv[won] = cand[torch.as_tensor(ok, device=x.device)]
                     broken[won] = True
                     name[won] = attack.name
                     rec["broken"] += len(won)
@@ -229,10 +245,20 @@ class WorstCaseEnsemble:
                                to_numpy(score).astype(np.float64), flagged, to_numpy(logits.argmax(1)), grads, queries,
                                masking, per_attack, settings)
 
-    def _success(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> np.ndarray:
+    def _outcome(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(broken, misclassified, value)`` per input, from one forward pass: ``value`` is the detector score where
+        misclassified, else the classifier margin ``max_{j != y} Z_j - Z_y`` (the best-attempt ranking)."""
+        parts = []
         with torch.no_grad():
-            out = torch.cat([system(x[i : i + self.batch_size]) for i in range(0, x.shape[0], self.batch_size)])
-        return to_numpy(system_success(out, y))
+            for i in range(0, x.shape[0], self.batch_size):
+                logits, score = system.logits_and_score(x[i : i + self.batch_size])
+                yb = y[i : i + self.batch_size]
+                mis = logits.argmax(1) != yb
+                flagged = system.flags(score)
+                margin = logits.scatter(1, yb[:, None], float("-inf")).amax(1) - logits.gather(1, yb[:, None])[:, 0]
+                val = torch.where(mis, score.double(), margin.double())
+                parts.append((mis & ~flagged, mis, val))
+        return tuple(to_numpy(torch.cat(p)) for p in zip(*parts))  # type: ignore[return-value]
 
     def _checked(self, attack: EnsembleAttack, cand: Any, x: Tensor, clip: tuple[float, float]) -> Tensor:
         """The attack's examples as a tensor like ``x``, projected onto the budget (with a warning past the slack)."""

@@ -86,7 +86,7 @@ class FeatureTap(nn.Module):
     """Wrap any classifier so it returns its final hidden layer with its logits.
 
     The final hidden layer is the *input* of ``layer``: by default the ``nn.Linear`` whose
-    output is the logits, found from the first forward pass ([`output_layer`][rce_art.models.features.output_layer]:
+    output is the logits, found from the first forward pass ([`output_layer`][rce_art.models.output_layer]:
     the last one *called*, not the last registered, so an auxiliary head is not mistaken
     for the classifier's; a head written with ``F.linear`` is refused with a clear error);
     name another module with ``layer``. ``layer_name`` says which layer is read. A forward

@@ -31,7 +31,49 @@ def _pair(text: str, name: str) -> tuple[float, float]:
         a, b = (float(v) for v in text.split(","))
     except ValueError:
         raise UsageError(f"{name} must be two numbers separated by a comma (e.g. 0,1), got {text!r}") from None
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise UsageError(f"{name} must be two finite numbers, got {text!r}")
     return a, b
+
+
+def _clip(text: str) -> tuple[float, float]:
+    lo, hi = _pair(text, "--clip")
+    if not lo < hi:
+        raise UsageError(f"--clip must be LO,HI with LO < HI (the pixel range), got {text!r}")
+    return lo, hi
+
+
+def _preprocessing(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    mean, std = _pair(text, "--preprocessing")
+    if not std > 0:
+        raise UsageError(f"--preprocessing must be MEAN,STD with STD > 0, got {text!r}")
+    return mean, std
+
+
+def _rates(text: str, name: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(f) for f in text.split(",") if f.strip())
+    except ValueError:
+        raise UsageError(f"{name} must be false-positive rates separated by commas (e.g. 0.05,0.5), got {text!r}"
+                         ) from None
+
+
+def _read_weights(path: Path) -> Any:
+    import torch
+    from packaging.version import Version
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if Version(torch.__version__.split("+")[0]) < Version("2.6"):
+        raise UsageError(f"--weights {path}: torch {torch.__version__} reads state dicts with a weights_only loader "
+                         "that is known to be unsafe (CVE-2025-32434); save the weights as safetensors "
+                         "(safetensors.torch.save_file(model.state_dict(), 'net.safetensors')) or upgrade to torch "
+                         ">= 2.6")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def build_classifier(spec: str, weights: str | None, input_shape: tuple[int, ...], clip: tuple[float, float],
@@ -56,7 +98,11 @@ def build_classifier(spec: str, weights: str | None, input_shape: tuple[int, ...
     factory = getattr(module, fn_name, None)
     if not callable(factory):
         raise UsageError(f"{mod_name!r} has no callable {fn_name!r} (the factory returning your nn.Module)")
-    net = factory()
+    try:
+        net = factory()
+    except Exception as e:  # noqa: BLE001 (the user's factory: any failure is reported the same way)
+        raise UsageError(f"{spec} raised {type(e).__name__}: {' '.join(str(e).split())[:200]} (the factory must "
+                         "return your nn.Module when called without arguments)") from None
     if not isinstance(net, torch.nn.Module):
         raise UsageError(f"{spec} returned {type(net).__name__}, not a torch.nn.Module")
     if weights is not None:
@@ -64,12 +110,9 @@ def build_classifier(spec: str, weights: str | None, input_shape: tuple[int, ...
         if not path.exists():
             raise UsageError(f"--weights file {path} does not exist")
         try:
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                state = load_file(str(path))
-            else:
-                state = torch.load(path, map_location="cpu", weights_only=True)
+            state = _read_weights(path)
+        except UsageError:
+            raise
         except Exception as e:  # noqa: BLE001
             raise UsageError(f"cannot read --weights {path} as safetensors or a weights-only torch state dict "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
@@ -128,14 +171,30 @@ def _data(args: argparse.Namespace) -> dict[str, np.ndarray]:
         raise UsageError(f"x must be (N, C, H, W) (or (N, features)), got shape {x.shape}")
     if arrays["y"].shape != (len(x),):
         raise UsageError(f"y must have shape ({len(x)},) to match x, got {arrays['y'].shape}")
-    n = args.n or len(x)
+    n = len(x) if args.n is None else args.n
+    if not 1 <= n <= len(x):
+        raise UsageError(f"--n must be between 1 and the {len(x)} inputs of the data, got {n}")
     if "x_calibration" not in arrays:  # held-out clean inputs: the ones after the first n
         if len(x) - n < 20:
             raise UsageError(f"need held-out clean inputs to calibrate and measure false positives: give --n below "
                              f"{len(x) - 20} (the rest are held out) or an array x_calibration in the .npz")
         arrays["x_calibration"] = x[n:]
     arrays["x"], arrays["y"] = x[:n], arrays["y"][:n]
+    if ("x_train" in arrays) != ("y_train" in arrays):
+        raise UsageError("--data must hold both x_train and y_train (to fit detectors given by name), or neither")
+    if "x_train" in arrays and arrays["y_train"].shape != (len(arrays["x_train"]),):
+        raise UsageError(f"y_train must have shape ({len(arrays['x_train'])},) to match x_train, got "
+                         f"{arrays['y_train'].shape}")
     return arrays
+
+
+def _check_training_arrays(arrays: dict[str, np.ndarray], clf: Any) -> None:
+    """x_train / y_train checked under their own names (evaluate would call them x_fit / y_fit)."""
+    from rce_art._validation import check_inputs, check_labels
+
+    if "x_train" in arrays:
+        check_inputs(arrays["x_train"], name="x_train", input_shape=tuple(clf.input_shape), clip_values=clf.clip_values)
+        check_labels(arrays["y_train"], len(arrays["x_train"]), int(clf.nb_classes), name="y_train")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -148,8 +207,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     arrays = _data(args)
     x = arrays["x"]
-    clf = build_classifier(args.model, args.weights, tuple(x.shape[1:]), _pair(args.clip or "0,1", "--clip"),
-                           None if args.preprocessing is None else _pair(args.preprocessing, "--preprocessing"))
+    clip, preprocessing = _clip(args.clip or "0,1"), _preprocessing(args.preprocessing)
+    fprs, curve = _rates(args.fprs, "--fprs"), _rates(args.curve_fprs, "--curve-fprs")
+    clf = build_classifier(args.model, args.weights, tuple(x.shape[1:]), clip, preprocessing)
+    _check_training_arrays(arrays, clf)
     detectors = [d for d in args.detectors.split(",") if d]
     attacks = "standard" if args.attacks == "standard" else [a for a in args.attacks.split(",") if a]
     shard = None
@@ -157,11 +218,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         from rce_art.distributed import parse_shard
 
         shard = parse_shard(args.shard)
-    fprs = tuple(float(f) for f in args.fprs.split(","))
     report = evaluate(clf, detectors, x.astype(np.float32, copy=False), arrays["y"],
                       x_calibration=arrays["x_calibration"].astype(np.float32, copy=False),
                       x_fit=arrays.get("x_train"), y_fit=arrays.get("y_train"), eps=args.eps, norm=args.norm,
-                      attacks=attacks, fprs=fprs, budget=args.budget, out=args.out, batch_size=args.batch_size,
+                      attacks=attacks, fprs=fprs, curve_fprs=curve, budget=args.budget, out=args.out, batch_size=args.batch_size,
                       seed=args.seed, diagnostics=not args.no_diagnostics, shard=shard, verbose=not args.quiet)
     if report is None:
         print(f"shard {args.shard}: results stored in {args.out}; merge the shards with: rce-art merge OUT "
@@ -175,14 +235,22 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from rce_art.robustness.report import EvaluationReport
 
+    from rce_art.robustness.render import render_html
+    from rce_art.robustness.store import atomic_write
+
     path = Path(args.folder) / "report.json"
     if not path.exists():
         raise UsageError(f"{path} does not exist: run rce-art evaluate --out {args.folder} first")
-    report = EvaluationReport.from_json(path.read_text())
-    from rce_art.robustness.store import atomic_write
-
-    report.to_html(Path(args.folder) / "report.html")
-    atomic_write(Path(args.folder) / "report.md", report.to_markdown())
+    try:
+        report = EvaluationReport.from_json(path.read_text())
+        texts = {"report.html": render_html(report), "report.md": report.to_markdown()}  # all rendered, then written
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path} is not a report (not UTF-8 text: {e.reason})") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise UsageError(f"{path} is not a valid report ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+                         ) from None
+    for name, text in texts.items():
+        atomic_write(Path(args.folder) / name, text)
     print(report.table())
     return 0
 
@@ -198,6 +266,8 @@ def _merge(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The ``rce-art`` argument parser."""
+    from rce_art.robustness.evaluate import DEFAULT_CURVE_FPRS
+
     p = argparse.ArgumentParser(prog="rce-art", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("evaluate", help="evaluate a model and detectors against the standard worst-case ensemble")
@@ -214,7 +284,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--attacks", default="standard", help="'standard' or names of rce_art.adapters.ADAPTIVE_ATTACKS")
     e.add_argument("--eps", type=float, default=0.1, help="budget in pixel units")
     e.add_argument("--norm", default="linf", choices=("linf", "l2"))
-    e.add_argument("--fprs", default="0.05,0.5", help="operating points (false-positive rates)")
+    e.add_argument("--fprs", default="0.05,0.5", help="operating points (distinct false-positive rates)")
+    e.add_argument("--curve-fprs", default=",".join(str(f) for f in DEFAULT_CURVE_FPRS),
+                   help="extra operating points of the success-vs-FPR figure, attacked at the quick budget ('' = none)")
     e.add_argument("--budget", default="standard", choices=("quick", "standard"))
     e.add_argument("--batch-size", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)
@@ -240,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, TypeError, FileNotFoundError, PermissionError, CorruptResultError) as e:
         msg = " ".join(str(e).split())
         print(f"rce-art: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, read-only file system, ...: one line, no traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"rce-art: error: cannot read or write a file{where}: {e.strerror or e}; free space or pass another "
+              "--out", file=sys.stderr)
         return 2
 
 

@@ -1,16 +1,18 @@
 """``rce_art.evaluate``: an honest robustness report for a classifier and its detectors, in one call.
 
-Per detector: clean accuracy, realised false-positive rate on held-out clean inputs, the oblivious attack
-(classifier-only PGD), the standard worst-case ensemble at each operating point, and the diagnostics of Carlini et
-al. (2019) / Tramer et al. (2020). The work is cut into units (one detector, one operating point, one batch) stored
-atomically in ``out`` as they finish: a killed run resumes where it stopped, and shards (``shard=(i, n)``, or the
-ranks of torchrun) split the units between processes.
+Per detector: clean accuracy and, at each operating point, the realised false-positive rate on held-out clean
+inputs, the oblivious attack (classifier-only PGD), the standard worst-case ensemble, robust accuracy with detection
+(docs/concepts.md) and the diagnostics of Carlini et al. (2019) / Tramer et al. (2020); extra operating points at a
+cheap budget draw success against the false-positive rate. The work is cut into units (one detector, one operating
+point, one batch) stored atomically in ``out`` as they finish: a killed run resumes where it stopped, and shards
+(``shard=(i, n)``, or the ranks of torchrun) split the units between processes. The folder is keyed on everything the
+numbers depend on ([`rce_art.robustness.identity`][]): results of other settings, data or model are never reused.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,93 +25,124 @@ from rce_art._validation import check_inputs, check_labels, is_data_source, mate
 from rce_art.adapters.adaptive import ADAPTIVE_ATTACKS, STANDARD_ENSEMBLE, build_adaptive_attack
 from rce_art.attacks.detector_pgd import DetectorPGD
 from rce_art.detectors.base import ScoreDetector
+from rce_art.detectors.calibration import calibrate_threshold
 from rce_art.detectors.persistence import model_fingerprint
 from rce_art.evaluation.worst_case import WorstCaseEnsemble
 from rce_art.models.estimator import resolve_model
+from rce_art.robustness.checks import check_fprs, check_integer, check_real, detector_items
 from rce_art.robustness.diagnostics import run_diagnostics
-from rce_art.robustness.named import DETECTOR_NAMES, fit_named_detector, save_atomically
+from rce_art.robustness.identity import detector_digest, identity_hash, prediction_probe, preprocessing_spec
+from rce_art.robustness.named import DETECTOR_NAMES, fit_named_detector
 from rce_art.robustness.report import EvaluationReport, build_report
-from rce_art.robustness.store import ResultStore, digest_arrays
+from rce_art.robustness.store import ResultStore, atomic_save, digest_arrays, package_versions
 
-__all__ = ["BUDGETS", "evaluate", "plan_units"]
+__all__ = ["BUDGETS", "DEFAULT_CURVE_FPRS", "evaluate", "plan_units"]
 
 BUDGETS = {"quick": 0.2, "standard": 1.0}
 """Budget multipliers of the attacks' default iterations / queries (``standard``: APGD 50 iterations, Square 500
-queries, DetectorPGD 50 steps; ``quick``: a fifth of that, for a first look)."""
+queries, DetectorPGD 50 steps; ``quick``: a fifth of that, for a first look and the extra operating points)."""
+DEFAULT_CURVE_FPRS = (0.01, 0.1, 0.2, 0.3)
+"""Extra operating points of the success-vs-FPR figure, attacked at the ``quick`` budget (ours)."""
+GALLERY_PER_UNIT = 3
+"""Broken inputs per unit whose clean and adversarial pixels are kept for the report's gallery."""
+STORE_FORMAT = 2
+"""Format of a results folder (2 since rce-art 0.6)."""
 
 
-def _check(classifier: Any, x: Any, y: Any, x_calibration: Any, eps: float, norm: str, fprs: Sequence[float],
-           attacks: Any, budget: str) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _validated(classifier: Any, detectors: Any, x: Any, y: Any, x_calibration: Any, x_fit: Any, y_fit: Any,
+               eps: Any, norm: Any, attacks: Any, fprs: Any, curve_fprs: Any, budget: Any, batch_size: Any, seed: Any,
+               shard: Any, out: Any) -> dict[str, Any]:
+    """Every argument checked (nothing is computed or written before); the values to run with."""
     view = resolve_model(classifier)
     if view.estimator is None or view.clip_values is None:
         raise TypeError("evaluate needs an ART classifier with clip_values (rce_art.make_art_classifier(model, "
                         "input_shape, nb_classes, clip_values))")
-    if not (isinstance(eps, (int, float)) and np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0 in pixel units, got {eps!r}")
+    v: dict[str, Any] = {"view": view, "eps": check_real(eps, "eps", low=0.0)}
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-    if not fprs or any(not 0.0 < float(f) < 1.0 for f in fprs):
-        raise ValueError(f"fprs must be false-positive rates in (0, 1), got {fprs!r}")
+    v["fprs"] = check_fprs(fprs, "fprs")
+    curve = check_fprs(() if curve_fprs is None else curve_fprs, "curve_fprs", allow_empty=True)
+    v["curve"] = tuple(sorted(f for f in curve if f not in v["fprs"]))
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {budget!r}")
-    names = list(STANDARD_ENSEMBLE) if attacks == "standard" else list(attacks)
+    v["batch_size"], v["seed"] = check_integer(batch_size, "batch_size", 1), check_integer(seed, "seed", 0)
+    names = list(STANDARD_ENSEMBLE) if attacks == "standard" else (
+        [attacks] if isinstance(attacks, str) else list(attacks))
     unknown = [a for a in names if a not in ADAPTIVE_ATTACKS]
     if unknown or not names:
         raise ValueError(f"unknown attack names {unknown}; choose from {ADAPTIVE_ATTACKS} or 'standard'")
-    for arr, name in ((x, "x"), (x_calibration, "x_calibration")):
-        check_inputs(arr, name=name, input_shape=view.input_shape, clip_values=view.clip_values)
-    xa, xc = np.asarray(x, np.float32), np.asarray(x_calibration, np.float32)
-    ya = check_labels(y, len(xa), int(classifier.nb_classes), name="y")
-    return view, xa, ya, xc, names
-
-
-def _items(detectors: Any) -> list[tuple[str, Any]]:
-    if isinstance(detectors, (str, ScoreDetector)):
-        detectors = [detectors]
-    items = list(detectors.items()) if isinstance(detectors, Mapping) else [
-        (d if isinstance(d, str) else type(d).__name__, d) for d in detectors]
-    if not items:
-        raise ValueError(f"pass at least one detector (a fitted detector or a name among {DETECTOR_NAMES})")
-    if len({k for k, _ in items}) != len(items):
-        raise ValueError(f"detector labels must be distinct, got {[k for k, _ in items]}; pass a dict label -> detector")
+    if len(set(names)) != len(names):
+        raise ValueError(f"attack names must be distinct, got {names}")
+    for a in names:
+        build_adaptive_attack(a, v["eps"], norm, BUDGETS[budget], v["seed"]).check_input_shape(view.input_shape)
+    v["names"] = names
+    if shard is not None:
+        if out is None or not (isinstance(shard, Sequence) and len(shard) == 2):
+            raise ValueError(f"shard must be (i, n) with 0 <= i < n and needs out=, got {shard!r}")
+        i, n = check_integer(shard[0], "shard index", 0), check_integer(shard[1], "shard count", 1)
+        if i >= n:
+            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
+        v["shard"] = (i, n)
+    items = detector_items(detectors, DETECTOR_NAMES, ScoreDetector)
     for label, d in items:
-        if isinstance(d, str) and d not in DETECTOR_NAMES:
-            raise ValueError(f"unknown detector name {d!r}; choose from {DETECTOR_NAMES}")
-        if not isinstance(d, (str, ScoreDetector)):
-            raise TypeError(f"detector {label!r} must be a fitted rce-art detector or a name, got {type(d).__name__}")
         if isinstance(d, ScoreDetector):
             d.check_fitted()
-    return items
+            if d.view.model is not view.model:
+                raise ValueError(f"detector {label!r} was fitted on another classifier than the one evaluated; pass "
+                                 "the classifier the detector reads (detector.classifier)")
+    v["items"] = items
+    for arr, name in ((x, "x"), (x_calibration, "x_calibration")):
+        check_inputs(arr, name=name, input_shape=view.input_shape, clip_values=view.clip_values)
+    v["x"], v["x_cal"] = np.asarray(x, np.float32), np.asarray(x_calibration, np.float32)
+    nb = int(classifier.nb_classes)
+    v["y"] = check_labels(y, len(v["x"]), nb, name="y")
+    if len(v["x"]) == 0 or len(v["x_cal"]) < 2:
+        raise ValueError(f"need at least 1 input x and 2 held-out inputs x_calibration, got {len(v['x'])} and "
+                         f"{len(v['x_cal'])}")
+    v["x_fit"] = v["y_fit"] = None
+    if any(isinstance(d, str) for _, d in items):
+        if x_fit is None or y_fit is None:
+            raise ValueError("detectors given by name need x_fit and y_fit (the data to fit them on, e.g. the "
+                             "classifier's training set)")
+        check_inputs(x_fit, name="x_fit", input_shape=view.input_shape, clip_values=view.clip_values)
+        v["x_fit"] = np.asarray(x_fit, np.float32)
+        v["y_fit"] = check_labels(y_fit, len(v["x_fit"]), nb, name="y_fit")
+    return v
 
 
-def _detectors(items: list[tuple[str, Any]], classifier: Any, x_fit: Any, y_fit: Any, x_cal: np.ndarray, seed: int,
-               folder: Path | None) -> tuple[dict[str, ScoreDetector], dict[str, Any], np.ndarray]:
-    """Detectors by label (names fitted here, or loaded from ``folder`` where an earlier run saved them), their
-    description, and the held-out inputs for the realised FPR."""
-    named = any(isinstance(d, str) for _, d in items)
-    half = len(x_cal) // 2 if named else 0
-    held_out = x_cal[half:] if named else x_cal  # names: calibrate on one half, measure the realised FPR on the other
-    dets, spec = {}, {}
-    for label, d in items:
-        if isinstance(d, str):
-            path = None if folder is None else folder / "detectors" / f"{label}.safetensors"
-            dets[label] = fit_named_detector(d, classifier, x_fit, y_fit, x_cal[:half], seed, path)
-            spec[label] = {"name": d, "fitted_by": "evaluate", "n_fit": len(x_fit), "n_calibration": half, "seed": seed}
-        else:
-            dets[label] = d
-            spec[label] = {"class": type(d).__name__, "params": {k: repr(v) for k, v in d.fit_params_.items()},
-                           "threshold": float(d.threshold_)}
-    return dets, spec, held_out
+def _identity(v: dict[str, Any], classifier: Any, norm: str, budget: str, diagnostics: bool) -> dict[str, Any]:
+    view = v["view"]
+    named = v["x_fit"] is not None
+    return {"store_format": STORE_FORMAT, "eps": v["eps"], "norm": norm, "attacks": v["names"],
+            "fprs": list(v["fprs"]), "curve_fprs": list(v["curve"]), "budget": budget, "batch_size": v["batch_size"],
+            "seed": v["seed"], "diagnostics": bool(diagnostics), "n": len(v["x"]),
+            "data": digest_arrays(v["x"], v["y"], v["x_cal"]),
+            "fit_data": digest_arrays(v["x_fit"], v["y_fit"]) if named else None,
+            "clip_values": [float(c) for c in view.clip_values], "preprocessing": preprocessing_spec(classifier),
+            "model": {**model_fingerprint(view.model), "probe": prediction_probe(classifier, v["x"])},
+            "detectors": {k: d if isinstance(d, str) else [type(d).__name__, detector_digest(d)] for k, d in v["items"]},
+            "versions": package_versions()}
 
 
-def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[float], diagnostics: bool) -> list[str]:
+def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[float], diagnostics: bool,
+               curve_fprs: Sequence[float] = ()) -> list[str]:
     """Keys of every unit of work, in the fixed order they run (and are sharded: unit ``k`` goes to shard
-    ``k mod n_shards``)."""
+    ``k mod n_shards``).
+
+    Args:
+        labels: Detector labels.
+        n: Inputs attacked.
+        batch_size: Inputs per unit.
+        fprs: Main operating points.
+        diagnostics: Whether the diagnostics run.
+        curve_fprs: Extra operating points (quick budget), none of them in ``fprs``.
+    """
     batches = range(-(-n // batch_size))
     units = []
     for d in labels:
         units += [f"{d}|fpr"] + [f"{d}|clean|{b}" for b in batches] + [f"{d}|oblivious|{b}" for b in batches]
-        units += [f"{d}|worst|{f}|{b}" for f in fprs for b in batches]
+        units += [f"{d}|worst|{float(f)}|{b}" for f in fprs for b in batches]
+        units += [f"{d}|curve|{float(f)}|{b}" for f in curve_fprs for b in batches]
         if diagnostics:
             units.append(f"{d}|diagnostics")
     return units
@@ -117,29 +150,38 @@ def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[fl
 
 def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: Any, x_fit: Any = None,
              y_fit: Any = None, eps: float = 0.1, norm: str = "linf", attacks: str | Sequence[str] = "standard",
-             fprs: Sequence[float] = (0.05, 0.5), budget: str = "standard", out: str | Path | None = None,
-             batch_size: int = 100, seed: int = 0, diagnostics: bool = True, shard: tuple[int, int] | None = None,
+             fprs: Sequence[float] = (0.05, 0.5), curve_fprs: Sequence[float] | None = DEFAULT_CURVE_FPRS,
+             budget: str = "standard", out: str | Path | None = None, batch_size: int = 100, seed: int = 0,
+             diagnostics: bool = True, shard: tuple[int, int] | None = None,
              verbose: bool = True) -> EvaluationReport | None:
     """Evaluate a classifier with detectors against the standard worst-case ensemble; return the report.
 
     Args:
         classifier: ART ``PyTorchClassifier`` (with ``clip_values``; its preprocessing is honoured).
         detectors: Fitted detectors (a list, or a dict label -> detector) and / or names among ``DETECTOR_NAMES``
-            (fitted here on ``x_fit, y_fit``, threshold on half of ``x_calibration``).
+            (fitted here on ``x_fit`` and ``y_fit``, threshold on half of ``x_calibration``). Labels: letters,
+            digits, ``_ . -``.
         x: Clean test inputs ``(N, *input_shape)`` within the clip values (or a ``DataLoader`` / ``Dataset`` of
-            ``(x, y)``); y: their labels ``(N,)``.
+            ``(x, y)``).
+        y: Their labels ``(N,)``.
         x_calibration: Held-out clean inputs (not used to train the classifier nor, for fitted detectors, to set
             their thresholds): realised false-positive rates are measured on them.
-        x_fit, y_fit: Data to fit detectors given by name (e.g. the training set; arrays or a ``DataLoader``).
-        eps: Budget in pixel units; norm: ``"linf"`` or ``"l2"``.
-        attacks: ``"standard"`` (``rce_art.adapters.STANDARD_ENSEMBLE``) or names of ``ADAPTIVE_ATTACKS``, in order.
-        fprs: Operating points (false-positive rates): the worst case runs at each.
+        x_fit: Inputs to fit detectors given by name on (e.g. the training set; an array or a ``DataLoader``).
+        y_fit: Their labels.
+        eps: Budget in pixel units.
+        norm: ``"linf"`` or ``"l2"``.
+        attacks: ``"standard"`` (``rce_art.adapters.STANDARD_ENSEMBLE``) or distinct names of ``ADAPTIVE_ATTACKS``,
+            in order.
+        fprs: Operating points (distinct false-positive rates in ``(0, 1)``): the worst case runs at each, at
+            ``budget``.
+        curve_fprs: Extra operating points of the success-vs-FPR figure, attacked at the ``quick`` budget;
+            ``None`` or ``()``: none.
         budget: ``"standard"`` or ``"quick"`` (a fifth of the iterations and queries).
         out: Results folder: units are stored as they finish, a rerun resumes, and ``report.json``, ``report.md``
             and ``report.html`` are written there. ``None``: nothing is written (no resume).
-        batch_size: Inputs per unit of work.
+        batch_size: Inputs per unit of work (an integer >= 1).
         seed: Seed of the attacks and of detectors fitted by name.
-        diagnostics: Run the sanity checks (unbounded attack, steps and eps monotonicity, gradients, FPR).
+        diagnostics: Run the sanity checks (unbounded attack, steps and eps monotonicity, gradients).
         shard: ``(i, n)``: run only the units of shard ``i`` of ``n`` (needs ``out``; merge with
             ``rce-art merge``); under torchrun the ranks shard automatically and rank 0 writes the report.
         verbose: Progress bars.
@@ -149,9 +191,11 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
         0), whose results are in ``out``.
 
     Raises:
-        TypeError, ValueError: On invalid inputs, labels, names or settings (nothing is written then).
+        TypeError: On arguments of the wrong type (nothing is written then).
+        ValueError: On invalid inputs, labels, names or settings, or a results folder of another evaluation
+            (nothing is written then).
         PermissionError: If ``out`` cannot be written.
-        rce_art.robustness.CorruptResultError: If a stored result is corrupted.
+        rce_art.robustness.CorruptResultError: If a stored result is corrupted or belongs to another evaluation.
     """
     if is_data_source(x):  # a DataLoader / Dataset of (x, y): its labels unless y is given
         x, found = materialise(x, "x")
@@ -161,46 +205,31 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
     if is_data_source(x_fit):
         x_fit, found = materialise(x_fit, "x_fit")
         y_fit = found if y_fit is None else y_fit
-    view, xa, ya, xc, names = _check(classifier, x, y, x_calibration, eps, norm, fprs, attacks, budget)
-    fprs = tuple(float(f) for f in fprs)
     if shard is None and distributed.is_distributed():
         shard = (distributed.get_rank(), distributed.get_world_size())
-    if shard is not None and (out is None or not 0 <= shard[0] < shard[1]):
-        raise ValueError(f"shard must be (i, n) with 0 <= i < n and needs out=, got {shard!r}")
-    items = _items(detectors)
-    for label, d in items:
-        if isinstance(d, ScoreDetector) and d.view.model is not view.model:
-            raise ValueError(f"detector {label!r} was fitted on another classifier than the one evaluated; pass the "
-                             "classifier the detector reads (detector.classifier)")
-    if any(isinstance(d, str) for _, d in items) and (x_fit is None or y_fit is None):
-        raise ValueError("detectors given by name need x_fit and y_fit (the data to fit them on, e.g. the classifier's "
-                         "training set)")
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    v = _validated(classifier, detectors, x, y, x_calibration, x_fit, y_fit, eps, norm, attacks, fprs, curve_fprs,
+                   budget, batch_size, seed, shard, out)
+    shard = v.get("shard")
+    identity = _identity(v, classifier, norm, budget, diagnostics)
     outp = None if out is None else Path(out)
-    identity = {"eps": float(eps), "norm": norm, "attacks": names, "fprs": list(fprs), "budget": budget,
-                "batch_size": int(batch_size), "seed": int(seed), "diagnostics": bool(diagnostics),
-                "data": digest_arrays(xa, ya, xc), "n": len(xa),
-                "model": model_fingerprint(view.model)}
-    identity["detectors"] = {k: d if isinstance(d, str) else [type(d).__name__, float(d.threshold_),
-                                                             sorted((p, repr(v)) for p, v in d.fit_params_.items())]
-                             for k, d in items}
     if outp is not None and (outp / ResultStore.MANIFEST).exists():
-        ResultStore(outp, identity)  # refuses another evaluation's folder before any work
-    dets, spec, held_out = _detectors(items, classifier, x_fit, y_fit, xc, seed, outp)
+        identity = ResultStore.check_manifest(outp, identity)  # another evaluation's folder: refused before any work
+    run_id = identity_hash(identity)
+    dets, spec, held_out, to_save = _detectors(v, classifier, outp, run_id)
     store = None if outp is None else ResultStore(outp, identity)  # everything validated and fitted: now it writes
-    for label, d in items:
-        path = None if outp is None else outp / "detectors" / f"{label}.safetensors"
-        if isinstance(d, str) and path is not None and not path.exists() and distributed.is_main_process():
-            save_atomically(dets[label], path)
-    settings = {**identity, "detectors": spec, "clip_values": list(view.clip_values),
-                "preprocessing": view.has_preprocessing, "n_held_out": len(held_out),
-                "attack_descriptions": [build_adaptive_attack(a, eps, norm, BUDGETS[budget], seed).describe()
-                                        for a in names]}
-    if store is not None:  # every shard writes the same (deterministic) settings: merge needs them in any shard
+    if store is not None and distributed.is_main_process():
+        for label, path in to_save.items():
+            atomic_save(path, dets[label].save)
+    settings = {k: identity[k] for k in ("eps", "norm", "attacks", "fprs", "curve_fprs", "budget", "batch_size", "seed",
+                                         "diagnostics", "n", "clip_values", "preprocessing", "versions")}
+    model = {k: m for k, m in identity["model"].items() if k != "probe"}  # the probe: in manifest.json
+    settings.update(detectors=spec, n_held_out=len(held_out), data=identity["data"], model=model,
+                    attack_descriptions=[build_adaptive_attack(a, v["eps"], norm, BUDGETS[budget], v["seed"]).describe()
+                                         for a in v["names"]])
+    if store is not None:  # every shard writes the same (deterministic) settings: merge checks they agree
         store.put("settings", settings)
-        store.put("labels", {"y": ya.tolist()})
-    units = plan_units(list(dets), len(xa), batch_size, fprs, diagnostics)
+        store.put("labels", {"y": v["y"].tolist()})
+    units = plan_units(list(dets), len(v["x"]), v["batch_size"], v["fprs"], diagnostics, v["curve"])
     mine = [u for k, u in enumerate(units) if shard is None or k % shard[1] == shard[0]]
     results: dict[str, Any] = {}
     bar = tqdm(mine, desc="evaluate", disable=not verbose)
@@ -208,7 +237,7 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
         bar.set_postfix_str(key)
         data = store.get(key) if store is not None else None
         if data is None:
-            data = _run_unit(key, dets, xa, ya, held_out, names, eps, norm, budget, batch_size, seed, fprs)
+            data = _run_unit(key, dets, v, held_out, norm, budget)
             if store is not None:
                 store.put(key, data)
         results[key] = data
@@ -218,34 +247,56 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
             return None
         assert store is not None  # shard requires out (checked above)
         results = {k: store.get(k) for k in units}  # rank 0: every rank's units
-    report = build_report(settings, units, results, ya.tolist())
+    report = build_report(settings, units, results, v["y"].tolist())
     if outp is not None:
         report.write(outp)
     return report
 
 
-def _run_unit(key: str, dets: dict[str, ScoreDetector], x: np.ndarray, y: np.ndarray, held_out: np.ndarray,
-              names: list[str], eps: float, norm: str, budget: str, batch_size: int, seed: int,
-              fprs: tuple[float, ...]) -> dict[str, Any]:
+def _detectors(v: dict[str, Any], classifier: Any, folder: Path | None, run_id: str
+               ) -> tuple[dict[str, ScoreDetector], dict[str, Any], np.ndarray, dict[str, Path]]:
+    """Detectors by label (names fitted here, or loaded from ``folder`` where a run of this evaluation saved them),
+    their description, the held-out inputs for the realised FPR, and the files to save."""
+    items, x_cal = v["items"], v["x_cal"]
+    named = any(isinstance(d, str) for _, d in items)
+    half = len(x_cal) // 2 if named else 0
+    held_out = x_cal[half:] if named else x_cal  # names: calibrate on one half, measure the realised FPR on the other
+    dets, spec, to_save = {}, {}, {}
+    for label, d in items:
+        if isinstance(d, str):  # the file is bound to this evaluation by its name
+            path = None if folder is None else folder / "detectors" / f"{label}-{run_id[:16]}.safetensors"
+            dets[label] = fit_named_detector(d, classifier, v["x_fit"], v["y_fit"], x_cal[:half], v["seed"], path)
+            if path is not None and not path.exists():
+                to_save[label] = path
+            spec[label] = {"name": d, "fitted_by": "evaluate", "n_fit": len(v["x_fit"]), "n_calibration": half,
+                           "seed": v["seed"]}
+        else:
+            dets[label] = d
+            spec[label] = {"class": type(d).__name__, "params": {k: repr(p) for k, p in d.fit_params_.items()},
+                           "threshold": float(d.threshold_), "nominal_fpr": float(d.fpr)}
+    return dets, spec, held_out, to_save
+
+
+def _run_unit(key: str, dets: dict[str, ScoreDetector], v: dict[str, Any], held_out: np.ndarray, norm: str,
+              budget: str) -> dict[str, Any]:
     """Compute one unit of work (see [`plan_units`][])."""
     parts = key.split("|")
     det, kind = dets[parts[0]], parts[1]
+    x, y, bs, eps, seed = v["x"], v["y"], v["batch_size"], v["eps"], v["seed"]
     t0 = time.perf_counter()
     if kind == "diagnostics":
         data = run_diagnostics(det, x, y, eps, norm, seed, BUDGETS[budget])
-    elif kind == "fpr":  # realised false-positive rate on held-out clean inputs, and the operating thresholds
-        from rce_art.detectors.calibration import calibrate_threshold
-
-        flagged = det.detect(held_out)[1]
+    elif kind == "fpr":  # held-out clean scores (realised FPRs) and the threshold of every operating point
         cal = det.calibration_scores_.double().cpu().numpy()
-        data = {"flagged": int(flagged.sum()), "n": len(flagged), "nominal": float(det.fpr),
-                "threshold": float(det.threshold_), "thresholds": {str(f): calibrate_threshold(cal, f) for f in fprs}}
+        score = det.detect(held_out)[0]["score"]
+        data = {"held_out_score": np.asarray(score, np.float64).tolist(), "nominal": float(det.fpr),
+                "thresholds": {str(f): calibrate_threshold(cal, f) for f in (*v["fprs"], *v["curve"])}}
     else:
         b = int(parts[-1])
-        xs, ys = x[b * batch_size : (b + 1) * batch_size], y[b * batch_size : (b + 1) * batch_size]
+        xs, ys = x[b * bs : (b + 1) * bs], y[b * bs : (b + 1) * bs]
         if kind == "clean":
             report, _ = det.detect(xs)
-            data = {"pred": report["predicted_class"].tolist(), "score": report["score"].tolist()}
+            data = {"pred": report["predicted_class"].tolist(), "score": np.asarray(report["score"], np.float64).tolist()}
         elif kind == "oblivious":
             ob = DetectorPGD(eps, norm=norm, mode="classifier", steps=max(1, round(50 * BUDGETS[budget])),
                              seed=seed).run(det, torch.as_tensor(xs), torch.as_tensor(ys))
@@ -253,11 +304,16 @@ def _run_unit(key: str, dets: dict[str, ScoreDetector], x: np.ndarray, y: np.nda
                     "linf": ob.linf.cpu().tolist()}
         else:
             fpr = float(parts[2])
-            attacks = [build_adaptive_attack(a, eps, norm, BUDGETS[budget], seed) for a in names]
-            r = WorstCaseEnsemble(attacks, batch_size=batch_size).run(det, xs, ys, fpr=fpr)
-            data = {"broken": r.broken.tolist(), "attack": r.attack.tolist(), "linf": r.linf.tolist(),
-                    "l2": r.l2.tolist(), "score": r.score.tolist(), "flagged": r.flagged.tolist(),
-                    "pred": r.pred.tolist(), "gradients": r.gradients.tolist(), "queries": r.queries.tolist(),
-                    "masking": r.masking.tolist(), "threshold": r.settings["threshold"],
-                    "per_attack": [{k: v for k, v in a.items() if k != "seconds"} for a in r.per_attack]}
+            mult = BUDGETS[budget] if kind == "worst" else min(BUDGETS[budget], BUDGETS["quick"])
+            attacks = [build_adaptive_attack(a, eps, norm, mult, seed) for a in v["names"]]
+            r = WorstCaseEnsemble(attacks, batch_size=bs).run(det, xs, ys, fpr=fpr)
+            data = {"broken": r.broken.tolist(), "attack": r.attack.tolist(), "masking": r.masking.tolist(),
+                    "threshold": r.settings["threshold"]}
+            if kind == "worst":
+                shown = [i for i in np.flatnonzero(r.broken) if r.attack[i] != "clean"][:GALLERY_PER_UNIT]
+                data.update(linf=r.linf.tolist(), l2=r.l2.tolist(), score=r.score.tolist(), flagged=r.flagged.tolist(),
+                            pred=r.pred.tolist(), gradients=r.gradients.tolist(), queries=r.queries.tolist(),
+                            per_attack=[{k: a for k, a in p.items() if k != "seconds"} for p in r.per_attack],
+                            gallery=[{"index": int(b * bs + i), "x": xs[i].tolist(), "x_adv": r.x_adv[i].tolist()}
+                                     for i in shown])
     return {**data, "timing": {"seconds": time.perf_counter() - t0}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rce_art.robustness.evaluate import plan_units
@@ -12,29 +13,57 @@ __all__ = ["merge"]
 
 
 def merge(out: str | Path, shards: list[str | Path]) -> EvaluationReport:
-    """Copy the units of every shard folder into ``out`` and write the report there.
+    """Copy the planned units of every shard folder into ``out`` and write the report there.
 
-    The result is the report one process would have written: the same units, computed the same way.
+    The result is the report one process would have written: the same units, computed the same way. Every shard
+    must belong to one evaluation (the same identity: settings, data, model, detectors and package versions), hold
+    the same settings and no unit outside the plan; everything is checked before ``out`` is written.
+
+    Args:
+        out: The merged results folder (may be one of the shards).
+        shards: The shards' results folders.
 
     Raises:
-        ValueError: If the folders belong to different evaluations, or units are missing.
+        ValueError: If the folders belong to different evaluations, hold different settings or units outside the
+            plan, or units are missing.
         FileNotFoundError: If a folder is not a results folder.
+        rce_art.robustness.CorruptResultError: If a unit does not check or belongs to another evaluation.
     """
-    manifests = [ResultStore.read_manifest(s) for s in shards]
-    identity = manifests[0]["identity"]
-    for s, m in zip(shards, manifests):
-        if m["identity"] != identity:
-            diff = sorted(k for k in set(m["identity"]) | set(identity) if m["identity"].get(k) != identity.get(k))
-            raise ValueError(f"{s} is a shard of another evaluation than {shards[0]} (different {', '.join(diff)})")
-    store = ResultStore(out, identity)
-    for s in shards:
-        if Path(s).resolve() != Path(out).resolve():
-            store.copy_from(s)
-    settings, labels = store.get("settings"), store.get("labels")
-    if settings is None or labels is None:
-        raise ValueError(f"no settings stored in {shards}: not folders written by rce-art evaluate")
+    if not shards:
+        raise ValueError("merge needs at least one shard folder")
+    first = ResultStore.open(shards[0])
+    stores = [first] + [ResultStore.open(s, first.identity) for s in shards[1:]]  # refuses another evaluation
+    identity = first.identity
+    missing = [k for k in ("n", "batch_size", "fprs", "diagnostics", "detectors") if k not in identity]
+    if missing:
+        raise ValueError(f"{shards[0]} was written by another version of rce-art evaluate (no {missing[0]!r} in its "
+                         "manifest); run the shards again")
     units = plan_units(list(identity["detectors"]), identity["n"], identity["batch_size"], identity["fprs"],
-                       identity["diagnostics"])
+                       identity["diagnostics"], identity.get("curve_fprs", []))
+    keys = [*units, "settings", "labels"]
+    settings = None
+    for s, src in zip(shards, stores):
+        stray = src.stray_units(keys)
+        if stray:
+            raise ValueError(f"{s} holds units that are not part of this evaluation ({stray[0]}, ...): not a shard "
+                             "written by rce-art evaluate with these settings; remove them or the folder")
+        theirs = src.get("settings")
+        if theirs is not None and settings is not None and json.dumps(theirs, sort_keys=True) != json.dumps(
+                settings, sort_keys=True):
+            raise ValueError(f"{s} holds other settings than {shards[0]} (same identity, different settings: written "
+                             "by another version of rce-art); run the shards again with one version")
+        settings = theirs if settings is None else settings
+    absent = [u for u in units if not any(src.get(u) is not None for src in stores)]
+    if absent:
+        raise ValueError(f"{len(absent)} units have no results yet (e.g. {absent[0]!r}); run the remaining shards, then "
+                         "merge again")
+    store = ResultStore(out, identity)
+    for s, src in zip(shards, stores):
+        if Path(s).resolve() != Path(out).resolve():
+            store.copy_from(src, keys)
+    labels = store.get("labels")
+    if settings is None or labels is None:
+        raise ValueError(f"no settings stored in {[str(s) for s in shards]}: not folders written by rce-art evaluate")
     results = {u: store.get(u) for u in units}
     report = build_report(settings, units, results, labels["y"])
     report.write(out)

@@ -3,7 +3,6 @@ fit them (library defaults; printed in the report), and their fitted files reuse
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +65,8 @@ def fit_named_detector(name: str, classifier: Any, x_fit: Any, y_fit: Any, x_cal
 
 
 def save_atomically(det: ScoreDetector, path: Path) -> None:
-    """Save a fitted detector so that a killed process leaves the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    det.save(tmp)
-    os.replace(tmp, path)
+    """Save a fitted detector so that a killed process leaves the whole file or none (a temporary file of its own,
+    then renamed: concurrent writers do not race)."""
+    from rce_art.robustness.store import atomic_save
+
+    atomic_save(path, det.save)

@@ -1,4 +1,5 @@
-"""The evaluation report: one row per detector, per-input records, diagnostics; JSON, Markdown and HTML forms."""
+"""The evaluation report: one row per detector with every operating point, per-input records, diagnostics; its
+JSON, Markdown and HTML forms render from the same rows ([`rce_art.robustness.render`][])."""
 
 from __future__ import annotations
 
@@ -10,63 +11,63 @@ from typing import Any
 
 import numpy as np
 
+from rce_art.evaluation.adaptive import operating_point_rates
 from rce_art.metrics import wilson_interval
 from rce_art.robustness.diagnostics import check_rows
-from rce_art.robustness.store import atomic_write, package_versions
+from rce_art.robustness.store import CorruptResultError, atomic_write
 
-__all__ = ["EvaluationReport", "build_report"]
+__all__ = ["FORMAT", "EvaluationReport", "build_report"]
 
-FORMAT = "rce_art.EvaluationReport/1"
+FORMAT = "rce_art.EvaluationReport/2"
+"""Format of ``report.json`` (2 since rce-art 0.6: robust accuracy with detection, per-operating-point rows)."""
+GALLERY = 3
+"""Broken inputs shown per detector and operating point."""
 
 
 def _rate(k: int, n: int) -> dict[str, Any]:
-    lo, hi = wilson_interval(int(k), int(n))
-    return {"k": int(k), "n": int(n), "rate": (k / n if n else float("nan")), "lo": lo, "hi": hi}
-
-
-def _fmt(r: dict[str, Any]) -> str:
-    return f"{r['rate']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]"
+    k, n = int(k), int(n)
+    lo, hi = wilson_interval(k, n)
+    return {"k": k, "n": n, "rate": (k / n if n else float("nan")), "lo": lo, "hi": hi}
 
 
 @dataclass
 class EvaluationReport:
-    """What [`evaluate`][rce_art.robustness.evaluate] found.
+    """What [`evaluate`][rce_art.robustness.evaluate] found (definitions: docs/concepts.md, "Robust accuracy with
+    detection").
 
     Attributes:
         settings: Everything the numbers depend on (eps, norm, attacks and their budgets, operating points, data and
             model digests, detectors, seed) and the package versions.
-        rows: One summary per detector: clean accuracy, realised FPR, robust accuracy with rejection and SR at each
-            operating point (oblivious and worst case), each a dict ``k, n, rate, lo, hi`` (Wilson 95%), the attack
-            that broke most inputs, gradient evaluations per input.
-        diagnostics: Per detector, the PASS / WARN checks with the number behind each.
-        records: Per detector, per-input arrays (labels, clean predictions and scores, the oblivious and worst-case
-            outcomes at each operating point: broken, attack, distortions, scores, costs).
+        rows: One summary per detector: ``clean_accuracy`` and, per operating point (``points[str(fpr)]``), the
+            threshold attacked, the realised FPR at it, robust accuracy with detection (the headline), SR over the
+            served inputs, the served rate, selective clean accuracy, the all-inputs SR and the attack-failure rate
+            (each a dict ``k, n, rate, lo, hi``, Wilson 95%), the oblivious attack's rates, which attacks broke the
+            inputs, gradient evaluations per input, gradient-masking evidence; ``curve``: SR and robust accuracy
+            against the realised FPR over every operating point, main and extra.
+        diagnostics: Per detector and operating point, the PASS / WARN checks with the number behind each.
+        records: Per detector, per-input arrays (labels, clean predictions and scores, held-out scores, the
+            oblivious and worst-case outcomes at each operating point: broken, attack, the best attempt's
+            distortions, scores and classes, costs), a gallery of broken inputs and the diagnostics' outcomes.
         timing: Seconds per unit of work (kept apart: everything else is deterministic).
     """
 
     settings: dict[str, Any]
     rows: list[dict[str, Any]]
-    diagnostics: dict[str, list[dict[str, Any]]]
+    diagnostics: dict[str, dict[str, list[dict[str, Any]]]]
     records: dict[str, dict[str, Any]]
     timing: dict[str, float] = field(default_factory=dict)
 
-    # ------------------------------------------------------------------ views
     def table(self) -> str:
-        """The summary as a Markdown table (one row per detector; rates with Wilson 95% intervals)."""
-        fprs = self.settings["fprs"]
-        cols = ["detector", "clean acc", "realised FPR"]
-        for f in fprs:
-            cols += [f"robust acc @{_pct(f)}", f"SR@{_pct(f)}"]
-        cols += ["oblivious SR@" + _pct(fprs[0]), "broke most", "warnings"]
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        for r in self.rows:
-            cells = [r["detector"], _fmt(r["clean_accuracy"]), _fmt(r["realised_fpr"])]
-            for f in fprs:
-                cells += [_fmt(r["worst"][str(f)]["robust_accuracy"]), _fmt(r["worst"][str(f)]["sr"])]
-            warns = sum(c["verdict"] == "WARN" for c in self.diagnostics.get(r["detector"], []))
-            cells += [_fmt(r["oblivious"][str(fprs[0])]), r["top_attack"], str(warns)]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        """The summary as a Markdown table: one row per detector and operating point (Wilson 95% intervals)."""
+        from rce_art.robustness.render import markdown_table, summary_table
+
+        return markdown_table(*summary_table(self))
+
+    def sentences(self) -> list[str]:
+        """One plain sentence per detector, at each operating point (the report opens with them)."""
+        from rce_art.robustness.render import sentences
+
+        return sentences(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the timings (deterministic for deterministic attacks)."""
@@ -83,101 +84,138 @@ class EvaluationReport:
         """Read a report written by [`to_json`][].
 
         Raises:
-            ValueError: If the text is not a report of this format.
+            ValueError: If the text is not a report of this format (invalid JSON, another format, missing or
+                malformed parts).
         """
         try:
             d = json.loads(text)
         except ValueError as e:
             raise ValueError(f"not a report: invalid JSON ({e})") from e
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ValueError(f"not an rce-art evaluation report (format {FORMAT})")
-        return cls(d["settings"], d["rows"], d["diagnostics"], d["records"], timing or {})
+            found = d.get("format") if isinstance(d, dict) else None
+            hint = " (written by rce-art 0.5: run rce-art evaluate again)" if found == "rce_art.EvaluationReport/1" else ""
+            raise ValueError(f"not an rce-art evaluation report of format {FORMAT}{hint}")
+        parts = {"settings": dict, "rows": list, "diagnostics": dict, "records": dict}
+        bad = [k for k, t in parts.items() if not isinstance(d.get(k), t)]
+        if bad:
+            raise ValueError(f"not a valid rce-art evaluation report: {', '.join(bad)} missing or malformed")
+        report = cls(d["settings"], d["rows"], d["diagnostics"], d["records"], timing or {})
+        try:  # every view must render: a malformed report is refused here, not half-written later
+            from rce_art.robustness.render import check_renders
+
+            check_renders(report)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise ValueError(f"not a valid rce-art evaluation report ({type(e).__name__}: {e})") from None
+        return report
 
     def to_markdown(self) -> str:
-        """The report as Markdown: diagnostics first, then the table, the attacks' shares and the settings."""
-        s = self.settings
-        out = [f"# Robustness report (rce-art {s.get('versions', {}).get('rce-art', '?')})", "",
-               (f"{s['n']} inputs, eps {s['eps']} ({s['norm']}, pixel units), operating points (FPR) {s['fprs']}, "
-               f"budget {s['budget']}, attacks in order: {', '.join(s['attacks'])}. Rates with Wilson 95% intervals; "
-               "an attack succeeds only if the input is misclassified AND not flagged."), "", "## Diagnostics", ""]
-        for det, rows in self.diagnostics.items():
-            out.append(f"**{det}**")
-            out.append("")
-            out += [f"- {r['verdict']}: {r['check']} ({r['evidence']})" for r in rows]
-            out.append("")
-        out += ["## Results", "", self.table(), "", "## Which attack broke the inputs (first operating point)", ""]
-        for r in self.rows:
-            shares = ", ".join(f"{a}: {k}" for a, k in r["broken_by"].items()) or "none"
-            out.append(f"- {r['detector']}: {shares}; gradient evaluations per input {r['gradients_per_input']:.0f}")
-        out += ["", "## Settings", "", "```json", json.dumps(s, indent=1, sort_keys=True, default=float), "```", ""]
-        return "\n".join(out)
+        """The report as Markdown (sentences, results, definitions, diagnostics, attacks, settings)."""
+        from rce_art.robustness.render import render_markdown
+
+        return render_markdown(self)
 
     def to_html(self, path: str | Path) -> Path:
-        """Write one self-contained HTML file (figures embedded): the table, diagnostics, SR-vs-eps curves, score
-        histograms at the threshold, ROC curves, settings and versions. Returns its path."""
-        from rce_art.robustness.html import render_html
+        """Write one self-contained HTML file (figures embedded); return its path."""
+        from rce_art.robustness.render import render_html
 
         path = Path(path)
         atomic_write(path, render_html(self))
         return path
 
     def write(self, folder: str | Path) -> None:
-        """Write ``report.json``, ``report.md``, ``report.html`` and ``timing.json`` into ``folder`` (atomically)."""
+        """Write ``report.json``, ``report.md``, ``report.html`` and ``timing.json`` into ``folder`` (atomically;
+        every form is rendered before the first file is written)."""
+        from rce_art.robustness.render import render_html
+
         folder = Path(folder)
-        atomic_write(folder / "report.json", self.to_json())
-        atomic_write(folder / "report.md", self.to_markdown())
-        atomic_write(folder / "timing.json", json.dumps(self.timing, indent=1, sort_keys=True))
-        self.to_html(folder / "report.html")
+        texts = {"report.json": self.to_json(), "report.md": self.to_markdown(), "report.html": render_html(self),
+                 "timing.json": json.dumps(self.timing, indent=1, sort_keys=True)}
+        for name, text in texts.items():
+            atomic_write(folder / name, text)
 
 
-def _pct(f: float) -> str:
-    return f"{100 * f:g}"
+def _cat(units: list[str], results: dict[str, Any], prefix: str, field_: str) -> list[Any]:
+    parts = sorted((int(u.rsplit("|", 1)[1]), u) for u in units if u.startswith(prefix) and u.count("|") == prefix.count("|"))
+    return [v for _, u in parts for v in results[u][field_]]
+
+
+def _point(rec: dict[str, Any], held_out: np.ndarray, f: float, threshold: float, broken: np.ndarray
+           ) -> dict[str, Any]:
+    y = np.asarray(rec["y"])
+    correct = np.asarray(rec["clean_pred"]) == y
+    flagged = np.asarray(rec["clean_score"], np.float64) < threshold
+    out: dict[str, Any] = {"fpr": f, "threshold": threshold,
+                           "realised_fpr": _rate(int((held_out < threshold).sum()), held_out.size),
+                           "clean_flagged": _rate(int(flagged.sum()), y.size)}
+    out.update(operating_point_rates(correct, flagged, broken))
+    return out
 
 
 def build_report(settings: dict[str, Any], units: list[str], results: dict[str, Any], labels: list[int]
                  ) -> EvaluationReport:
-    """Assemble the report from the units' results (see [`plan_units`][rce_art.robustness.evaluate])."""
+    """Assemble the report from the units' results (see [`plan_units`][rce_art.robustness.plan_units]).
+
+    Raises:
+        ValueError: If units have no results yet.
+        CorruptResultError: If a unit was computed at another threshold than the plan's.
+    """
     missing = [u for u in units if results.get(u) is None]
     if missing:
         raise ValueError(f"{len(missing)} units have no results yet (e.g. {missing[0]!r}); run the remaining shards "
                          "or the same command again")
-    settings = {**settings, "versions": package_versions()}
     dets = list(dict.fromkeys(u.split("|")[0] for u in units))
-    fprs = settings["fprs"]
+    fprs, curve = [float(f) for f in settings["fprs"]], [float(f) for f in settings.get("curve_fprs", [])]
     rows, diagnostics, records = [], {}, {}
     timing = {u: results[u]["timing"]["seconds"] for u in units}
+    y = np.asarray(labels)
     for d in dets:
-        def cat(kind: str, field_: str, d: str = d) -> list[Any]:
-            parts = sorted((int(u.split("|")[-1]), u) for u in units if u.startswith(f"{d}|{kind}|"))
-            return [v for _, u in parts for v in results[u][field_]]
-
-        y = list(labels)
-        fpr = {k: v for k, v in results[f"{d}|fpr"].items() if k != "timing"}
-        clean_pred, clean_score = cat("clean", "pred"), cat("clean", "score")
-        rec: dict[str, Any] = {"y": y, "clean_pred": clean_pred, "clean_score": clean_score,
-                               "oblivious_misclassified": cat("oblivious", "misclassified"),
-                               "oblivious_score": cat("oblivious", "score"), "thresholds": fpr["thresholds"]}
-        row: dict[str, Any] = {"detector": d, "clean_accuracy": _rate(int(np.sum(np.array(clean_pred) == y)), len(y)),
-                               "realised_fpr": _rate(fpr["flagged"], fpr["n"]), "nominal_fpr": fpr["nominal"],
-                               "oblivious": {}, "worst": {}}
-        mis, osc = np.array(rec["oblivious_misclassified"], bool), np.array(rec["oblivious_score"])
-        for f in fprs:
-            row["oblivious"][str(f)] = _rate(int((mis & (osc >= fpr["thresholds"][str(f)])).sum()), len(y))
-            w = {k: cat(f"worst|{f}", k) for k in ("broken", "attack", "linf", "l2", "score", "flagged", "pred",
-                                                    "gradients", "queries", "masking")}
-            rec[f"worst@{f}"] = w
-            k = int(np.sum(w["broken"]))
-            row["worst"][str(f)] = {"sr": _rate(k, len(y)), "robust_accuracy": _rate(len(y) - k, len(y))}
-        first = rec[f"worst@{fprs[0]}"]
-        counts = Counter(a for a, b in zip(first["attack"], first["broken"]) if b)
-        row["broken_by"] = dict(counts.most_common())
-        row["top_attack"] = counts.most_common(1)[0][0] if counts else "-"
-        row["gradients_per_input"] = float(np.mean(first["gradients"]))
-        masking = int(np.sum(first["masking"]))
+        fu = results[f"{d}|fpr"]
+        held = np.asarray(fu["held_out_score"], np.float64)
+        rec: dict[str, Any] = {"y": y.tolist(), "clean_pred": _cat(units, results, f"{d}|clean|", "pred"),
+                               "clean_score": _cat(units, results, f"{d}|clean|", "score"),
+                               "held_out_score": held.tolist(), "thresholds": fu["thresholds"],
+                               "oblivious_misclassified": _cat(units, results, f"{d}|oblivious|", "misclassified"),
+                               "oblivious_score": _cat(units, results, f"{d}|oblivious|", "score"), "gallery": {}}
+        correct = np.asarray(rec["clean_pred"]) == y
+        row: dict[str, Any] = {"detector": d, "clean_accuracy": _rate(int(correct.sum()), y.size),
+                               "nominal_fpr": fu["nominal"], "points": {}, "curve": []}
+        diagnostics[d] = {}
         diag = results.get(f"{d}|diagnostics")
         diag = None if diag is None else {k: v for k, v in diag.items() if k != "timing"}
-        diagnostics[d] = check_rows(diag, fpr, masking, len(y))
         rec["diagnostics"] = diag
+        obl_mis, obl_score = np.asarray(rec["oblivious_misclassified"], bool), np.asarray(rec["oblivious_score"])
+        for f in fprs:
+            t = float(fu["thresholds"][str(f)])
+            w = {k: _cat(units, results, f"{d}|worst|{f}|", k) for k in
+                 ("broken", "attack", "linf", "l2", "score", "flagged", "pred", "gradients", "queries", "masking")}
+            stored = {results[u]["threshold"] for u in units if u.startswith(f"{d}|worst|{f}|")}
+            if stored != {t}:
+                raise CorruptResultError(f"the worst-case units of {d!r} at FPR {f} were attacked at threshold(s) "
+                                         f"{sorted(stored)}, not the plan's {t}: results of another evaluation")
+            rec[f"worst@{f}"] = w
+            broken = np.asarray(w["broken"], bool)
+            point = _point(rec, held, f, t, broken)
+            point["oblivious"] = operating_point_rates(correct, np.asarray(rec["clean_score"]) < t,
+                                                       obl_mis & (obl_score >= t))
+            counts = Counter(a for a, b in zip(w["attack"], w["broken"]) if b)
+            point["broken_by"] = dict(counts.most_common())
+            point["top_attack"] = counts.most_common(1)[0][0] if counts else "-"
+            point["gradients_per_input"] = float(np.mean(w["gradients"])) if w["gradients"] else 0.0
+            point["masking"] = int(np.sum(w["masking"]))
+            row["points"][str(f)] = point
+            rec["gallery"][str(f)] = [g for u in sorted((u for u in units if u.startswith(f"{d}|worst|{f}|")),
+                                                        key=lambda u: int(u.rsplit("|", 1)[1]))
+                                      for g in results[u].get("gallery", [])][:GALLERY]
+            diagnostics[d][str(f)] = check_rows(diag, f, t, int((held < t).sum()), held.size, point["masking"], y.size)
+        for f in sorted(set(fprs) | set(curve)):
+            t = float(fu["thresholds"][str(f)])
+            kind = "worst" if f in fprs else "curve"
+            broken = np.asarray(_cat(units, results, f"{d}|{kind}|{f}|", "broken"), bool)
+            if kind == "curve":
+                rec[f"curve@{f}"] = {"broken": broken.tolist()}
+            p = _point(rec, held, f, t, broken)
+            row["curve"].append({"fpr": f, "budget": settings["budget"] if kind == "worst" else "quick",
+                                 **{k: p[k] for k in ("threshold", "realised_fpr", "robust_accuracy", "sr", "sr_all")}})
         rows.append(row)
         records[d] = rec
     return EvaluationReport(settings, rows, diagnostics, records, timing)

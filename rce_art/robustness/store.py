@@ -1,13 +1,15 @@
 """Crash-safe, resumable storage of an evaluation's results in one folder.
 
-A manifest (``manifest.json``) holds what the results depend on: the settings, a digest of the data, the model's
-fingerprint, the package versions. Each unit of work (one detector, one operating point, one batch of inputs)
-writes one ``units/<key>.json`` file, atomically (a temporary file, flushed and synced, then renamed over the
-target): a process killed at any moment leaves either the complete file or none. Every unit file carries a
-SHA-256 of its content, so a corrupted or truncated file is detected on load, never silently used.
+A manifest (``manifest.json``) holds the evaluation's identity ([`rce_art.robustness.identity`][]): everything the
+numbers depend on. It is created exclusively (two runs starting on one empty folder cannot both write it), and a
+folder made with another identity is refused with the keys that differ. Each unit of work (one detector, one
+operating point, one batch of inputs) writes one ``units/<key>.json`` file atomically (a temporary file, flushed and
+synced, then renamed over the target; created with the permissions the umask allows), carrying a SHA-256 of its
+content and the id of the evaluation that made it: a truncated, edited or foreign unit file is detected on load,
+never silently used.
 
 Better than AutoAttack's state file (rewritten in place, saved once a minute, no check that the model or data are
-the same): here at most the unit in flight is lost, and a folder made with other settings, data or model is refused.
+the same): here at most the unit in flight is lost, and results of other settings, data or model are never mixed.
 """
 
 from __future__ import annotations
@@ -16,32 +18,86 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CorruptResultError", "ResultStore", "atomic_write", "digest_arrays", "package_versions", "read_unit"]
+from rce_art.robustness.identity import identity_differences, identity_hash
+
+__all__ = ["CorruptResultError", "ResultStore", "atomic_save", "atomic_write", "digest_arrays", "package_versions", "read_unit"]
 
 
 class CorruptResultError(ValueError):
     """A results file is truncated, corrupted or does not belong to this evaluation."""
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, synced, then renamed."""
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path`` (a name of its own: concurrent writers do not race), with the
+    permissions a plain ``open`` would give under the current umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
+def atomic_write(path: str | Path, text: str, *, exclusive: bool = False) -> bool:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, synced, then renamed.
+
+    Args:
+        path: The target file.
+        text: Its content.
+        exclusive: Create the file only if it does not exist (an atomic hard link): return ``False``, writing
+            nothing, if it exists.
+
+    Returns:
+        Whether the file was written.
+    """
+    path = Path(path)
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
+
+
+def atomic_save(path: str | Path, save: Any) -> None:
+    """Call ``save(temporary_path)`` and rename the file it wrote over ``path``: a killed process leaves the whole
+    file or none, and concurrent writers each use a temporary name of their own.
+
+    Args:
+        path: The target file.
+        save: Writes a file at the path it is given (e.g. a detector's ``save``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        save(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _hash(obj: Any) -> str:
@@ -62,10 +118,12 @@ def digest_arrays(*arrays: Any) -> str:
 
 def package_versions() -> dict[str, str]:
     """Versions of Python and of the packages results depend on."""
+    import platform
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in ("rce-art", "torch", "adversarial-robustness-toolbox", "numpy", "foolbox", "torchattacks"):
+    for name in ("rce-art", "torch", "adversarial-robustness-toolbox", "numpy", "scipy", "scikit-learn", "foolbox",
+                 "torchattacks"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -78,12 +136,13 @@ class ResultStore:
 
     Args:
         root: The folder (created if missing).
-        identity: What results depend on (settings, data digest, model fingerprint); a folder made with another
-            identity is refused.
+        identity: What results depend on ([`rce_art.robustness.identity`][]); a folder made with another identity
+            is refused. The manifest's identity (the first writer's) is the one kept.
 
     Raises:
         PermissionError: If the folder cannot be written (said plainly, with the path).
         ValueError: If the folder holds results of another evaluation.
+        CorruptResultError: If its manifest is corrupted.
     """
 
     MANIFEST = "manifest.json"
@@ -98,32 +157,40 @@ class ResultStore:
         except OSError as e:
             raise PermissionError(f"cannot write the results folder {self.root}: {e.strerror or e}; pass another "
                                   "--out (out=) that you can write to") from e
-        path = self.root / self.MANIFEST
-        if path.exists():
-            old = self.read_manifest(self.root)
-            diff = sorted(k for k in set(old["identity"]) | set(identity)
-                          if old["identity"].get(k) != identity.get(k))
-            if diff:
-                raise ValueError(f"{self.root} holds results of another evaluation (different {', '.join(diff)}); "
-                                 "use a new --out folder, or delete this one to start over (results are never mixed)")
-        else:
-            atomic_write(path, json.dumps({"identity": identity, "versions": package_versions(),
-                                           "sha256": _hash(identity)}, indent=1, sort_keys=True))
+        text = json.dumps({"identity": identity, "sha256": identity_hash(identity)}, indent=1, sort_keys=True)
+        if not atomic_write(self.root / self.MANIFEST, text, exclusive=True):  # another run created it first
+            identity = self.check_manifest(self.root, identity)
         self.identity = identity
+        self.run_id = identity_hash(identity)
+
+    @classmethod
+    def check_manifest(cls, root: str | Path, identity: dict[str, Any]) -> dict[str, Any]:
+        """The identity stored in ``root``, after checking it is ``identity`` (see [`identity_differences`][]).
+
+        Raises:
+            ValueError: If it differs (naming the keys).
+        """
+        old = cls.read_manifest(root)["identity"]
+        diff = identity_differences(old, json.loads(json.dumps(identity, sort_keys=True, default=float)))
+        if diff:
+            raise ValueError(f"{root} holds results of another evaluation (different {', '.join(diff)}); use a new "
+                             "--out folder, or delete this one to start over (results are never mixed)")
+        return old
 
     @classmethod
     def read_manifest(cls, root: str | Path) -> dict[str, Any]:
         """The manifest of a results folder.
 
         Raises:
-            FileNotFoundError: If there is none; CorruptResultError: if it does not check.
+            FileNotFoundError: If there is none.
+            CorruptResultError: If it does not check.
         """
         path = Path(root) / cls.MANIFEST
         if not path.exists():
             raise FileNotFoundError(f"{root} has no {cls.MANIFEST}: not a results folder of rce-art evaluate")
         try:
             m = json.loads(path.read_text())
-            ok = m["sha256"] == _hash(m["identity"])
+            ok = m["sha256"] == identity_hash(m["identity"]) and isinstance(m["identity"], dict)
         except (ValueError, KeyError, TypeError) as e:
             raise CorruptResultError(f"{path} is corrupted ({e}); delete the folder to start over") from e
         if not ok:
@@ -132,7 +199,7 @@ class ResultStore:
 
     def _path(self, key: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in key)
-        return self.root / "units" / f"{safe}.json"
+        return self.root / "units" / f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.json"
 
     def has(self, key: str) -> bool:
         """Whether the unit ``key`` is stored (and checks)."""
@@ -142,43 +209,76 @@ class ResultStore:
         """The stored result of unit ``key``, or ``None`` if not computed yet.
 
         Raises:
-            CorruptResultError: If its file is truncated, corrupted or holds another unit.
+            CorruptResultError: If its file is truncated, corrupted, holds another unit or was written by another
+                evaluation.
         """
         path = self._path(key)
         if not path.exists():
             return None
-        stored, data = read_unit(path)
+        stored, run, data = read_unit(path)
         if stored != key:
             raise CorruptResultError(f"results file {path} holds unit {stored!r}, not {key!r}; delete it and run the "
                                      "same command again to recompute it")
+        if run != self.run_id:
+            raise CorruptResultError(f"results file {path} was written by another evaluation than the one in "
+                                     f"{self.MANIFEST} (other settings, data or model); use a new --out folder, or "
+                                     "delete this one to start over (results are never mixed)")
         return data
 
     def put(self, key: str, data: dict[str, Any]) -> None:
-        """Store the result of unit ``key`` atomically."""
-        atomic_write(self._path(key), json.dumps({"key": key, "data": data, "sha256": _hash(data)}, default=float))
+        """Store the result of unit ``key`` atomically, bound to this evaluation."""
+        atomic_write(self._path(key), json.dumps({"key": key, "run": self.run_id, "data": data, "sha256": _hash(data)},
+                                                 default=float))
 
-    def copy_from(self, other: str | Path) -> int:
-        """Copy every (checked) unit of another results folder of the same evaluation; return how many."""
-        files = sorted((Path(other) / "units").glob("*.json"))
-        for f in files:
-            key, data = read_unit(f)
-            self.put(key, data)
-        return len(files)
+    @classmethod
+    def open(cls, root: str | Path, identity: dict[str, Any] | None = None) -> ResultStore:
+        """An existing results folder, read-only (nothing is written), checked against ``identity`` if given.
+
+        Raises:
+            FileNotFoundError: If it is not a results folder.
+            ValueError: If it belongs to another evaluation than ``identity``.
+            CorruptResultError: If its manifest is corrupted.
+        """
+        store = cls.__new__(cls)
+        store.root = Path(root)
+        store.identity = (cls.read_manifest(root)["identity"] if identity is None
+                          else cls.check_manifest(root, identity))
+        store.run_id = identity_hash(store.identity)
+        return store
+
+    def stray_units(self, keys: Iterable[str]) -> list[str]:
+        """File names of the stored units that are not among ``keys``."""
+        known = {self._path(k).name for k in keys}
+        return [f.name for f in sorted((self.root / "units").glob("*.json")) if f.name not in known]
+
+    def copy_from(self, other: ResultStore, keys: Iterable[str]) -> int:
+        """Copy the units ``keys`` stored in another (checked) results folder of the same evaluation; return how many.
+
+        Raises:
+            CorruptResultError: If one of its units does not check or belongs to another evaluation.
+        """
+        copied = 0
+        for k in sorted(set(keys)):
+            data = other.get(k)
+            if data is not None:
+                self.put(k, data)
+                copied += 1
+        return copied
 
 
-def read_unit(path: Path) -> tuple[str, dict[str, Any]]:
-    """``(key, data)`` of a unit file, checked against its SHA-256.
+def read_unit(path: Path) -> tuple[str, str | None, dict[str, Any]]:
+    """``(key, run id, data)`` of a unit file, checked against its SHA-256.
 
     Raises:
         CorruptResultError: If the file is truncated, corrupted or edited.
     """
     try:
         rec = json.loads(Path(path).read_text())
-        key, data, ok = rec["key"], rec["data"], rec["sha256"] == _hash(rec["data"])
+        key, run, data, ok = rec["key"], rec.get("run"), rec["data"], rec["sha256"] == _hash(rec["data"])
     except (ValueError, KeyError, TypeError) as e:
         raise CorruptResultError(f"results file {path} is truncated or corrupted ({type(e).__name__}: {e}); delete it "
                                  "and run the same command again to recompute it") from e
-    if not ok:
+    if not ok or not isinstance(data, dict):
         raise CorruptResultError(f"results file {path} does not match its checksum (edited or corrupted); delete it "
                                  "and run the same command again to recompute it")
-    return key, data
+    return key, run, data

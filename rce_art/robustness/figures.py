@@ -1,0 +1,177 @@
+"""The report's figures, embedded in ``report.html`` as PNG: success rate and robust accuracy against the
+false-positive rate, success rate against eps, clean scores against the attacks' best attempts (histograms at each
+threshold, ROC), and a gallery of broken inputs. Each is returned with a caption that says what it shows."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import numpy as np
+
+__all__ = ["figures"]
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _pct(f: Any) -> str:
+    return f"{100 * float(f):g}%"
+
+
+def figures(report: Any) -> list[tuple[str, str, str]]:
+    """``(title, HTML body, caption)`` of each figure; one explanatory paragraph without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return [("Figures", "<p>matplotlib is not installed (pip install 'rce-art[plot]'): no figures.</p>", "")]
+    return [_sr_vs_fpr(report, plt), _sr_vs_eps(report, plt), _histograms(report, plt), _roc(report, plt),
+            *_galleries(report, plt)]
+
+
+def _sr_vs_fpr(report: Any, plt: Any) -> tuple[str, str, str]:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for row in report.rows:
+        pts = sorted(row["curve"], key=lambda c: c["realised_fpr"]["rate"])
+        for ax, key in zip(axes, ("sr", "robust_accuracy")):
+            xs = [c["realised_fpr"]["rate"] for c in pts]
+            line = ax.plot(xs, [c[key]["rate"] for c in pts], "--", lw=1, label=str(row["detector"]))[0]
+            for c, x in zip(pts, xs):
+                r = c[key]
+                main = str(c["fpr"]) in row["points"]
+                ax.errorbar([x], [r["rate"]], yerr=[[r["rate"] - r["lo"]], [r["hi"] - r["rate"]]] if main else None,
+                            fmt="o", mfc=line.get_color() if main else "white", color=line.get_color(), capsize=3,
+                            ms=6 if main else 5)
+    axes[0].set_ylabel("SR over the served inputs"), axes[1].set_ylabel("robust accuracy with detection")
+    for ax in axes:
+        ax.set_xlabel("realised false-positive rate (held-out clean inputs)"), ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(left=0)
+    axes[0].legend(fontsize=7)
+    caption = (f"Each detector attacked by the worst-case ensemble at each operating point. Filled markers with Wilson "
+               f"95% intervals: the main operating points {report.settings['fprs']} at the "
+               f"{report.settings['budget']} budget; open markers: the extra points at the quick budget (a fifth of "
+               "the iterations and queries; a cheaper attack can only understate SR there). x: the realised FPR on "
+               "held-out clean inputs at the threshold attacked.")
+    return "Success rate and robust accuracy against the false-positive rate", _png(fig), caption
+
+
+def _sr_vs_eps(report: Any, plt: Any) -> tuple[str, str, str]:
+    fprs = list(report.settings["fprs"])
+    fig, axes = plt.subplots(1, len(fprs), figsize=(4.6 * len(fprs), 3.5), squeeze=False)
+    from rce_art.robustness.diagnostics import success_at
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, f in zip(axes[0], fprs):
+        for k, row in enumerate(report.rows):
+            d, color = row["detector"], colors[k % len(colors)]
+            diag, p = report.records[d].get("diagnostics"), row["points"][str(f)]
+            if diag:
+                ys = [success_at(o, p["threshold"]) for o in diag["by_eps"]]
+                ax.plot(diag["eps_curve"], ys, marker="o", ms=3, color=color, label=f"{d} (selective PGD)")
+            r = p["sr_all"]
+            ax.errorbar([report.settings["eps"]], [r["rate"]], yerr=[[r["rate"] - r["lo"]], [r["hi"] - r["rate"]]],
+                        fmt="s", capsize=3, color=color, label=f"{d} worst case")
+        ax.set_title(f"operating point {_pct(f)} FPR", fontsize=9), ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(f"eps ({report.settings['norm']}, pixel units)"), ax.set_ylabel("SR (all inputs)")
+    axes[0][0].legend(fontsize=7)
+    caption = ("Lines: selective DetectorPGD on the first inputs (the sanity inputs) at multiples of eps; squares: the "
+               "worst-case ensemble at eps. All-inputs SR, at each operating point's threshold; success must not "
+               "fall as eps grows.")
+    return "Success rate against eps", _png(fig), caption
+
+
+def _histograms(report: Any, plt: Any) -> tuple[str, str, str]:
+    fprs, dets = list(report.settings["fprs"]), list(report.records)
+    fig, axes = plt.subplots(len(dets), len(fprs), figsize=(4.2 * len(fprs), 2.8 * len(dets)), squeeze=False)
+    for i, d in enumerate(dets):
+        rec = report.records[d]
+        for j, f in enumerate(fprs):
+            ax = axes[i][j]
+            clean, adv = np.asarray(rec["clean_score"], float), np.asarray(rec[f"worst@{f}"]["score"], float)
+            both = np.concatenate([clean, adv])
+            bins = np.histogram_bin_edges(both[np.isfinite(both)], bins=30)
+            ax.hist(clean, bins=bins, alpha=0.6, label="clean")
+            ax.hist(adv, bins=bins, alpha=0.6, label="attack's best attempt")
+            ax.axvline(float(rec["thresholds"][str(f)]), color="k", ls="--", label="threshold")
+            ax.set_title(f"{d} at {_pct(f)} FPR", fontsize=9), ax.set_xlabel("score (higher = more normal)", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    caption = ("Detector scores of the clean inputs and of the attacks' best attempt per input: the breaking example "
+               "where the attack broke the input (score at or above the threshold, misclassified), else the "
+               "misclassified example with the highest score the attacks returned (flagged), else the one closest to "
+               "misclassified (largest classifier margin). Inputs left of the dashed threshold are flagged.")
+    return "Scores of clean inputs and of the attacks' best attempts", _png(fig), caption
+
+
+def _roc(report: Any, plt: Any) -> tuple[str, str, str]:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fprs = list(report.settings["fprs"])
+    fig, axes = plt.subplots(1, len(fprs), figsize=(4.2 * len(fprs), 3.9), squeeze=False)
+    for ax, f in zip(axes[0], fprs):
+        for d, rec in report.records.items():
+            clean, adv = np.asarray(rec["clean_score"], float), np.asarray(rec[f"worst@{f}"]["score"], float)
+            labels, scores = np.r_[np.zeros(clean.size), np.ones(adv.size)], -np.r_[clean, adv]
+            if not np.isfinite(scores).all() or clean.size == 0:
+                continue
+            fp, tp, _ = roc_curve(labels, scores)
+            line = ax.plot(fp, tp, label=f"{d} (AUC {roc_auc_score(labels, scores):.2f})")[0]
+            t = float(rec["thresholds"][str(f)])
+            ax.plot([np.mean(clean < t)], [np.mean(adv < t)], "o", color=line.get_color())
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8), ax.set_title(f"attacked at {_pct(f)} FPR", fontsize=9)
+        ax.set_xlabel("clean inputs flagged"), ax.set_ylabel("best attempts flagged"), ax.legend(fontsize=7)
+    caption = ("ROC of the detector separating the clean inputs from the attacks' best attempts (the attack ran at "
+               "the operating point of the panel, marked with a dot). An AUC near 0.5 means the attacks' examples "
+               "look as normal to the detector as clean inputs do.")
+    return "ROC: clean inputs against the attacks' best attempts", _png(fig), caption
+
+
+def _image(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    a = (np.asarray(a, float) - lo) / max(hi - lo, 1e-12)
+    return np.clip(a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1), 0, 1)
+
+
+def _galleries(report: Any, plt: Any) -> list[tuple[str, str, str]]:
+    lo, hi = (float(v) for v in report.settings["clip_values"])
+    out = []
+    for d, rec in report.records.items():
+        items = [(f, g) for f, gs in rec.get("gallery", {}).items() for g in gs]
+        if not items:
+            continue
+        shape = np.asarray(items[0][1]["x"]).shape
+        if len(shape) != 3 or shape[0] not in (1, 3):
+            out.append((f"Broken inputs: {d}", "<p>The inputs are not images (C, H, W) with 1 or 3 channels: no "
+                        "gallery.</p>", ""))
+            continue
+        fig, axes = plt.subplots(3, len(items), figsize=(2.0 * len(items), 6.3), squeeze=False)
+        for j, (f, g) in enumerate(items):
+            x, xa = np.asarray(g["x"], float), np.asarray(g["x_adv"], float)
+            delta = xa - x
+            k = 0.5 * (hi - lo) / max(float(np.abs(delta).max()), 1e-12)
+            i, w = int(g["index"]), rec[f"worst@{f}"]
+            cmap = "gray" if shape[0] == 1 else None
+            axes[0][j].imshow(_image(x, lo, hi), cmap=cmap, vmin=0, vmax=1)
+            axes[0][j].set_title(f"{_pct(f)}: clean, y={rec['y'][i]}\npred {rec['clean_pred'][i]}, "
+                                 f"score {rec['clean_score'][i]:.3g}", fontsize=7)
+            axes[1][j].imshow(_image(xa, lo, hi), cmap=cmap, vmin=0, vmax=1)
+            axes[1][j].set_title(f"{w['attack'][i]}: pred {w['pred'][i]}\nscore {w['score'][i]:.3g} "
+                                 f"(T {float(rec['thresholds'][str(f)]):.3g})", fontsize=7)
+            axes[2][j].imshow(_image(0.5 * (hi - lo) + lo + k * delta, lo, hi), cmap=cmap, vmin=0, vmax=1)
+            axes[2][j].set_title(f"perturbation x{k:.1f}\nL-inf {w['linf'][i]:.3g}", fontsize=7)
+        for ax in axes.ravel():
+            ax.set_xticks([]), ax.set_yticks([])
+        caption = ("Broken inputs (the first of each operating point): the clean input, the adversarial example "
+                   "(misclassified and not flagged: its score is at or above the threshold T), and the perturbation "
+                   "magnified (mid-grey = no change).")
+        out.append((f"Broken inputs: {d}", _png(fig), caption))
+    return out
