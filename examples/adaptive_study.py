@@ -35,9 +35,8 @@ from compare_detectors import COMBINED, make_detector
 
 import rce_art as ra
 from rce_art.adapters import STANDARD_ENSEMBLE, build_adaptive_attack
-from rce_art.evaluation import WorstCaseEnsemble
+from rce_art.evaluation import WorstCaseEnsemble, operating_point_rates
 from rce_art.exceptions import GradientMaskingWarning
-from rce_art.evaluation import operating_point_rates
 from rce_art.metrics import wilson_interval
 
 DETECTORS = ("kd", "bu", "kdbu", "lid", "mahalanobis", "mahalanobis-lr", "confidence", "non-me")

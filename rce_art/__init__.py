@@ -74,7 +74,7 @@ from rce_art.models import (
 from rce_art.robustness import EvaluationReport, evaluate
 from rce_art.training import CETrainer, ERTrainer, ObjectiveTrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = [
     "PAPER_ATTACKS",

@@ -98,3 +98,14 @@ def test_docstrings_describe_one_argument_per_line():
 def test_packed_arguments_are_found():
     src = 'def f(a, b, c):\n    """Doc.\n\n    Args:\n        a, b: Both.\n        c: One; a: again.\n    """\n'
     assert len(_packed_arguments(src)) == 2
+
+
+def test_ci_builds_the_docs_with_a_pinned_tool_chain():
+    """0.5's CI resolved the docs plugins afresh: griffe 2.4 broke the strict build on a fresh machine unannounced."""
+    run = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r'pip install -e "\.\[all,test,docs\]" -c \.ci/constraints-docs\.txt', run)
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (ROOT / ".ci" / "constraints-docs.txt").read_text(), re.M))
+    for name in ("mkdocs", "mkdocs-material", "mkdocstrings", "mkdocstrings-python", "griffelib", "mkdocs-autorefs"):
+        assert name in pins, name
+    extra = re.search(r"^docs = \[(.*?)\]$", (ROOT / "pyproject.toml").read_text(), re.M | re.S).group(1)
+    assert all("<" in spec for spec in re.findall(r'"(mk[^"]+)"', extra)), extra  # capped below the next major

@@ -83,7 +83,7 @@ def test_shards_merged_give_the_single_process_report(user_files, digits, tmp_pa
 def _cli(root, out, *extra):
     return ["evaluate", "--model", "usernet:make_net", "--weights", str(root / "net.safetensors"), "--data",
             str(root / "data.npz"), "--n", "24", "--clip", "0,1", "--preprocessing", "0.5,0.5", "--detectors",
-            "confidence", "--attacks", "pgd-selective,apgd-ce", "--eps", "0.2", "--budget", "quick",
+            "confidence", "--attacks", "pgd-selective,apgd-ce", "--eps", "0.2", "--budget", "quick", "--curve-fprs", "0.2",
             "--batch-size", "12", "--out", str(out), "--quiet", *extra]
 
 
@@ -185,11 +185,19 @@ def test_html_report_opens_in_a_headless_browser(user_files, digits, tmp_path):
     _, net = user_files
     x, y, x_cal, x_fit, y_fit = _data(digits)
     evaluate(_clf(net), ["confidence"], x, y, x_calibration=x_cal, x_fit=x_fit, y_fit=y_fit, eps=0.2, out=tmp_path,
-             **FAST)
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+             **{**FAST, "curve_fprs": (0.2,)})
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--dump-dom",
                           (tmp_path / "report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert '<table id="results">' in dom and dom.count("data:image/png;base64,") >= 5 and "PASS" in dom
-    shot = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={tmp_path / 's.png'}",
+    assert '<table id="results">' in dom and '<table id="settings">' in dom and "PASS" in dom
+    # the figures a reader looks for: success against the FPR and eps, clean vs best-attempt scores and ROC, gallery
+    for title in ("against the false-positive rate", "Success rate against eps", "best attempts", "ROC",
+                  "Broken inputs"):
+        assert title in dom, title
+    assert dom.count("data:image/png;base64,") >= 5 and "robust accuracy with detection" in dom
+    shot = subprocess.run([browser, *flags, f"--screenshot={tmp_path / 's.png'}",
                            "--window-size=1200,2400", (tmp_path / "report.html").as_uri()], capture_output=True,
                           timeout=120)
     assert shot.returncode == 0 and (tmp_path / "s.png").stat().st_size > 10_000

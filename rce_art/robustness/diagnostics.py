@@ -104,8 +104,8 @@ def check_rows(diag: dict[str, Any] | None, fpr: float, threshold: float, flagge
         ("gradient-free attacks do not beat gradient ones", masking == 0,
          f"{masking} of {n_attacked} inputs broken only by a gradient-free attack (gradient masking if > 0)"),
         ("realised FPR matches the nominal one", lo <= fpr <= hi,
-         f"{flagged / max(n_held_out, 1):.3f} [{lo:.3f}, {hi:.3f}] on {n_held_out} held-out clean inputs vs nominal "
-         f"{fpr:.3f}"),
+         (f"{flagged / max(n_held_out, 1):.3f} [{lo:.3f}, {hi:.3f}] on {n_held_out} held-out clean inputs vs nominal "
+          f"{fpr:.3f}")),
     ]
     if diag is not None:
         rows = _sanity_rows(diag, threshold) + rows

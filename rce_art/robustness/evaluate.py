@@ -11,40 +11,30 @@ numbers depend on ([`rce_art.robustness.identity`][]): results of other settings
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from rce_art import distributed
 from rce_art._validation import check_inputs, check_labels, is_data_source, materialise
 from rce_art.adapters.adaptive import ADAPTIVE_ATTACKS, STANDARD_ENSEMBLE, build_adaptive_attack
-from rce_art.attacks.detector_pgd import DetectorPGD
 from rce_art.detectors.base import ScoreDetector
-from rce_art.detectors.calibration import calibrate_threshold
 from rce_art.detectors.persistence import model_fingerprint
-from rce_art.evaluation.worst_case import WorstCaseEnsemble
 from rce_art.models.estimator import resolve_model
 from rce_art.robustness.checks import check_fprs, check_integer, check_real, detector_items
-from rce_art.robustness.diagnostics import run_diagnostics
 from rce_art.robustness.identity import detector_digest, identity_hash, prediction_probe, preprocessing_spec
 from rce_art.robustness.named import DETECTOR_NAMES, fit_named_detector
 from rce_art.robustness.report import EvaluationReport, build_report
 from rce_art.robustness.store import ResultStore, atomic_save, digest_arrays, package_versions
+from rce_art.robustness.units import BUDGETS, plan_units, run_unit
 
 __all__ = ["BUDGETS", "DEFAULT_CURVE_FPRS", "evaluate", "plan_units"]
 
-BUDGETS = {"quick": 0.2, "standard": 1.0}
-"""Budget multipliers of the attacks' default iterations / queries (``standard``: APGD 50 iterations, Square 500
-queries, DetectorPGD 50 steps; ``quick``: a fifth of that, for a first look and the extra operating points)."""
 DEFAULT_CURVE_FPRS = (0.01, 0.1, 0.2, 0.3)
 """Extra operating points of the success-vs-FPR figure, attacked at the ``quick`` budget (ours)."""
-GALLERY_PER_UNIT = 3
-"""Broken inputs per unit whose clean and adversarial pixels are kept for the report's gallery."""
 STORE_FORMAT = 2
 """Format of a results folder (2 since rce-art 0.6)."""
 
@@ -122,30 +112,6 @@ def _identity(v: dict[str, Any], classifier: Any, norm: str, budget: str, diagno
             "model": {**model_fingerprint(view.model), "probe": prediction_probe(classifier, v["x"])},
             "detectors": {k: d if isinstance(d, str) else [type(d).__name__, detector_digest(d)] for k, d in v["items"]},
             "versions": package_versions()}
-
-
-def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[float], diagnostics: bool,
-               curve_fprs: Sequence[float] = ()) -> list[str]:
-    """Keys of every unit of work, in the fixed order they run (and are sharded: unit ``k`` goes to shard
-    ``k mod n_shards``).
-
-    Args:
-        labels: Detector labels.
-        n: Inputs attacked.
-        batch_size: Inputs per unit.
-        fprs: Main operating points.
-        diagnostics: Whether the diagnostics run.
-        curve_fprs: Extra operating points (quick budget), none of them in ``fprs``.
-    """
-    batches = range(-(-n // batch_size))
-    units = []
-    for d in labels:
-        units += [f"{d}|fpr"] + [f"{d}|clean|{b}" for b in batches] + [f"{d}|oblivious|{b}" for b in batches]
-        units += [f"{d}|worst|{float(f)}|{b}" for f in fprs for b in batches]
-        units += [f"{d}|curve|{float(f)}|{b}" for f in curve_fprs for b in batches]
-        if diagnostics:
-            units.append(f"{d}|diagnostics")
-    return units
 
 
 def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: Any, x_fit: Any = None,
@@ -237,7 +203,7 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
         bar.set_postfix_str(key)
         data = store.get(key) if store is not None else None
         if data is None:
-            data = _run_unit(key, dets, v, held_out, norm, budget)
+            data = run_unit(key, dets, v, held_out, norm, budget)
             if store is not None:
                 store.put(key, data)
         results[key] = data
@@ -275,45 +241,3 @@ def _detectors(v: dict[str, Any], classifier: Any, folder: Path | None, run_id: 
             spec[label] = {"class": type(d).__name__, "params": {k: repr(p) for k, p in d.fit_params_.items()},
                            "threshold": float(d.threshold_), "nominal_fpr": float(d.fpr)}
     return dets, spec, held_out, to_save
-
-
-def _run_unit(key: str, dets: dict[str, ScoreDetector], v: dict[str, Any], held_out: np.ndarray, norm: str,
-              budget: str) -> dict[str, Any]:
-    """Compute one unit of work (see [`plan_units`][])."""
-    parts = key.split("|")
-    det, kind = dets[parts[0]], parts[1]
-    x, y, bs, eps, seed = v["x"], v["y"], v["batch_size"], v["eps"], v["seed"]
-    t0 = time.perf_counter()
-    if kind == "diagnostics":
-        data = run_diagnostics(det, x, y, eps, norm, seed, BUDGETS[budget])
-    elif kind == "fpr":  # held-out clean scores (realised FPRs) and the threshold of every operating point
-        cal = det.calibration_scores_.double().cpu().numpy()
-        score = det.detect(held_out)[0]["score"]
-        data = {"held_out_score": np.asarray(score, np.float64).tolist(), "nominal": float(det.fpr),
-                "thresholds": {str(f): calibrate_threshold(cal, f) for f in (*v["fprs"], *v["curve"])}}
-    else:
-        b = int(parts[-1])
-        xs, ys = x[b * bs : (b + 1) * bs], y[b * bs : (b + 1) * bs]
-        if kind == "clean":
-            report, _ = det.detect(xs)
-            data = {"pred": report["predicted_class"].tolist(), "score": np.asarray(report["score"], np.float64).tolist()}
-        elif kind == "oblivious":
-            ob = DetectorPGD(eps, norm=norm, mode="classifier", steps=max(1, round(50 * BUDGETS[budget])),
-                             seed=seed).run(det, torch.as_tensor(xs), torch.as_tensor(ys))
-            data = {"misclassified": ob.misclassified.cpu().tolist(), "score": ob.score.cpu().double().tolist(),
-                    "linf": ob.linf.cpu().tolist()}
-        else:
-            fpr = float(parts[2])
-            mult = BUDGETS[budget] if kind == "worst" else min(BUDGETS[budget], BUDGETS["quick"])
-            attacks = [build_adaptive_attack(a, eps, norm, mult, seed) for a in v["names"]]
-            r = WorstCaseEnsemble(attacks, batch_size=bs).run(det, xs, ys, fpr=fpr)
-            data = {"broken": r.broken.tolist(), "attack": r.attack.tolist(), "masking": r.masking.tolist(),
-                    "threshold": r.settings["threshold"]}
-            if kind == "worst":
-                shown = [i for i in np.flatnonzero(r.broken) if r.attack[i] != "clean"][:GALLERY_PER_UNIT]
-                data.update(linf=r.linf.tolist(), l2=r.l2.tolist(), score=r.score.tolist(), flagged=r.flagged.tolist(),
-                            pred=r.pred.tolist(), gradients=r.gradients.tolist(), queries=r.queries.tolist(),
-                            per_attack=[{k: a for k, a in p.items() if k != "seconds"} for p in r.per_attack],
-                            gallery=[{"index": int(b * bs + i), "x": xs[i].tolist(), "x_adv": r.x_adv[i].tolist()}
-                                     for i in shown])
-    return {**data, "timing": {"seconds": time.perf_counter() - t0}}

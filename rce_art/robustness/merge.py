@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rce_art.robustness.evaluate import plan_units
 from rce_art.robustness.report import EvaluationReport, build_report
 from rce_art.robustness.store import ResultStore
+from rce_art.robustness.units import plan_units
 
 __all__ = ["merge"]
 

@@ -68,9 +68,11 @@ def sentences(report: Any) -> list[str]:
     for r in report.rows:
         for f, p in r["points"].items():
             ra, sr, served, fpr = p["robust_accuracy"], p["sr"], p["served"], p["realised_fpr"]
+            identity = (f" = served {float(served['rate']):.3f} x (1 - SR {float(sr['rate']):.3f})"
+                        if int(sr["n"]) else "")
             out.append(f"{r['detector']}: at {_pct(f)} FPR (realised {_fmt(fpr)}), {served['k']} of {n} inputs are "
                        f"classified correctly and accepted on clean data; the attacks broke {sr['k']} of them, so the "
-                       f"robust accuracy with detection is {_fmt(ra)}.")
+                       f"robust accuracy with detection is {_fmt(ra)}{identity}.")
     return out
 
 
@@ -134,8 +136,8 @@ def render_html(report: Any) -> str:
     from rce_art.robustness.figures import figures
 
     esc = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>rce-art robustness report</title>"
-             f"<style>{STYLE}</style></head><body><h1>Robustness report</h1><p>{esc(_intro(report))}</p><ul>"]
+    parts = [("<!doctype html><html><head><meta charset='utf-8'><title>rce-art robustness report</title>"
+              f"<style>{STYLE}</style></head><body><h1>Robustness report</h1><p>{esc(_intro(report))}</p><ul>")]
     parts += [f"<li>{esc(t)}</li>" for t in sentences(report)]
     parts.append("</ul><h2>Results</h2>" + _html_table(*summary_table(report), "results"))
     parts.append("<p>" + esc(DEFINITIONS.replace("**", "")) + "</p><h2>Diagnostics</h2>")

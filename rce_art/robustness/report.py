@@ -165,7 +165,9 @@ def build_report(settings: dict[str, Any], units: list[str], results: dict[str, 
                          "or the same command again")
     dets = list(dict.fromkeys(u.split("|")[0] for u in units))
     fprs, curve = [float(f) for f in settings["fprs"]], [float(f) for f in settings.get("curve_fprs", [])]
-    rows, diagnostics, records = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    diagnostics: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    records: dict[str, dict[str, Any]] = {}
     timing = {u: results[u]["timing"]["seconds"] for u in units}
     y = np.asarray(labels)
     for d in dets:

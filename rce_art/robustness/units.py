@@ -1,0 +1,105 @@
+"""The units of work of an evaluation (one detector, one operating point, one batch of inputs): their keys, in the
+fixed order they run and are sharded, and the computation of one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rce_art.adapters.adaptive import build_adaptive_attack
+from rce_art.attacks.detector_pgd import DetectorPGD
+from rce_art.detectors.base import ScoreDetector
+from rce_art.detectors.calibration import calibrate_threshold
+from rce_art.evaluation.worst_case import WorstCaseEnsemble
+from rce_art.robustness.diagnostics import run_diagnostics
+
+__all__ = ["BUDGETS", "GALLERY_PER_UNIT", "plan_units", "run_unit"]
+
+BUDGETS = {"quick": 0.2, "standard": 1.0}
+"""Budget multipliers of the attacks' default iterations / queries (``standard``: APGD 50 iterations, Square 500
+queries, DetectorPGD 50 steps; ``quick``: a fifth of that, for a first look and the extra operating points)."""
+GALLERY_PER_UNIT = 3
+"""Broken inputs per unit whose clean and adversarial pixels are kept for the report's gallery."""
+
+
+def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[float], diagnostics: bool,
+               curve_fprs: Sequence[float] = ()) -> list[str]:
+    """Keys of every unit of work, in the fixed order they run (and are sharded: unit ``k`` goes to shard
+    ``k mod n_shards``).
+
+    Args:
+        labels: Detector labels.
+        n: Inputs attacked.
+        batch_size: Inputs per unit.
+        fprs: Main operating points.
+        diagnostics: Whether the diagnostics run.
+        curve_fprs: Extra operating points (quick budget), none of them in ``fprs``.
+    """
+    batches = range(-(-n // batch_size))
+    units = []
+    for d in labels:
+        units += [f"{d}|fpr"] + [f"{d}|clean|{b}" for b in batches] + [f"{d}|oblivious|{b}" for b in batches]
+        units += [f"{d}|worst|{float(f)}|{b}" for f in fprs for b in batches]
+        units += [f"{d}|curve|{float(f)}|{b}" for f in curve_fprs for b in batches]
+        if diagnostics:
+            units.append(f"{d}|diagnostics")
+    return units
+
+
+def run_unit(key: str, dets: dict[str, ScoreDetector], v: dict[str, Any], held_out: np.ndarray, norm: str,
+              budget: str) -> dict[str, Any]:
+    """Compute one unit of work (see [`plan_units`][]).
+
+    Args:
+        key: The unit's key.
+        dets: Detectors by label.
+        v: The validated arguments of [`evaluate`][rce_art.robustness.evaluate] (inputs, labels, eps, operating
+            points, attack names, batch size, seed).
+        held_out: Held-out clean inputs (realised false-positive rates).
+        norm: ``"linf"`` or ``"l2"``.
+        budget: ``"standard"`` or ``"quick"``.
+
+    Returns:
+        The unit's JSON-serialisable result, with its ``timing``.
+    """
+    parts = key.split("|")
+    det, kind = dets[parts[0]], parts[1]
+    x, y, bs, eps, seed = v["x"], v["y"], v["batch_size"], v["eps"], v["seed"]
+    t0 = time.perf_counter()
+    if kind == "diagnostics":
+        data = run_diagnostics(det, x, y, eps, norm, seed, BUDGETS[budget])
+    elif kind == "fpr":  # held-out clean scores (realised FPRs) and the threshold of every operating point
+        cal = det.calibration_scores_.double().cpu().numpy()
+        score = det.detect(held_out)[0]["score"]
+        data = {"held_out_score": np.asarray(score, np.float64).tolist(), "nominal": float(det.fpr),
+                "thresholds": {str(f): calibrate_threshold(cal, f) for f in (*v["fprs"], *v["curve"])}}
+    else:
+        b = int(parts[-1])
+        xs, ys = x[b * bs : (b + 1) * bs], y[b * bs : (b + 1) * bs]
+        if kind == "clean":
+            report, _ = det.detect(xs)
+            data = {"pred": report["predicted_class"].tolist(), "score": np.asarray(report["score"], np.float64).tolist()}
+        elif kind == "oblivious":
+            ob = DetectorPGD(eps, norm=norm, mode="classifier", steps=max(1, round(50 * BUDGETS[budget])),
+                             seed=seed).run(det, torch.as_tensor(xs), torch.as_tensor(ys))
+            data = {"misclassified": ob.misclassified.cpu().tolist(), "score": ob.score.cpu().double().tolist(),
+                    "linf": ob.linf.cpu().tolist()}
+        else:
+            fpr = float(parts[2])
+            mult = BUDGETS[budget] if kind == "worst" else min(BUDGETS[budget], BUDGETS["quick"])
+            attacks = [build_adaptive_attack(a, eps, norm, mult, seed) for a in v["names"]]
+            r = WorstCaseEnsemble(attacks, batch_size=bs).run(det, xs, ys, fpr=fpr)
+            data = {"broken": r.broken.tolist(), "attack": r.attack.tolist(), "masking": r.masking.tolist(),
+                    "threshold": r.settings["threshold"]}
+            if kind == "worst":
+                shown = [i for i in np.flatnonzero(r.broken) if r.attack[i] != "clean"][:GALLERY_PER_UNIT]
+                data.update(linf=r.linf.tolist(), l2=r.l2.tolist(), score=r.score.tolist(), flagged=r.flagged.tolist(),
+                            pred=r.pred.tolist(), gradients=r.gradients.tolist(), queries=r.queries.tolist(),
+                            per_attack=[{k: a for k, a in p.items() if k != "seconds"} for p in r.per_attack],
+                            gallery=[{"index": int(b * bs + i), "x": xs[i].tolist(), "x_adv": r.x_adv[i].tolist()}
+                                     for i in shown])
+    return {**data, "timing": {"seconds": time.perf_counter() - t0}}
