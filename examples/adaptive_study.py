@@ -138,11 +138,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return records
 
 
+def _clean(det, xs, ys, threshold) -> tuple[np.ndarray, np.ndarray]:
+    """``(correct, flagged)`` of the clean inputs at ``threshold``."""
+    report, _ = det.detect(xs)
+    return report["predicted_class"] == ys, np.asarray(report["score"], np.float64) < threshold
+
+
 def _served(det, xs, ys, fpr) -> np.ndarray:
     """Inputs classified correctly and accepted on clean data at the operating point ``fpr``."""
-    report, _ = det.detect(xs)
-    t = ra.calibrate_threshold(det.calibration_scores_.double().numpy(), fpr)
-    return (report["predicted_class"] == ys) & (np.asarray(report["score"], np.float64) >= t)
+    correct, flagged = _clean(det, xs, ys, ra.calibrate_threshold(det.calibration_scores_.double().numpy(), fpr))
+    return correct & ~flagged
 
 
 def _run(attacks, det, xs, ys, fpr, **labels) -> tuple[dict, ra.evaluation.WorstCaseResult]:
@@ -151,10 +156,7 @@ def _run(attacks, det, xs, ys, fpr, **labels) -> tuple[dict, ra.evaluation.Worst
         t = time.perf_counter()
         r = WorstCaseEnsemble(attacks).run(det, xs, ys, fpr=fpr)
         seconds = time.perf_counter() - t
-    report, _ = det.detect(xs)
-    correct = report["predicted_class"] == ys
-    flagged = np.asarray(report["score"], np.float64) < r.settings["threshold"]
-    rates = operating_point_rates(correct, flagged, r.broken)
+    rates = operating_point_rates(*_clean(det, xs, ys, r.settings["threshold"]), r.broken)
     sr, rob, sr_all = rates["sr"], rates["robust_accuracy"], rates["sr_all"]
     rec = {**labels, "fpr": fpr, "n": len(ys), "served": sr["n"], "broken": sr["k"], "SR": sr["rate"],
            "SR_lo": sr["lo"], "SR_hi": sr["hi"], "robust_acc": rob["rate"], "robust_lo": rob["lo"],

@@ -7,6 +7,7 @@ They take ordinary logits (for an RCE-trained network, the reversed logits ``-Z`
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from rce_art._validation import check_logits
 
-__all__ = ["confidence", "confidence_log_odds", "non_me", "wilson_interval"]
+__all__ = ["confidence", "confidence_log_odds", "non_me", "rate_with_interval", "wilson_interval"]
 
 
 def confidence(logits: Tensor) -> Tensor:
@@ -126,3 +127,21 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding residue at 0 and n
     hi = 1.0 if successes == n else min(1.0, centre + half)
     return lo, hi
+
+
+def rate_with_interval(k: int, n: int) -> dict[str, Any]:
+    """A rate as rce-art's reports store it: ``{"k", "n", "rate", "lo", "hi"}`` with the Wilson 95% interval.
+
+    Args:
+        k: Successes, ``0 <= k <= n``.
+        n: Trials (``0`` gives a ``nan`` rate and interval).
+
+    Returns:
+        The record, with plain Python numbers (JSON-serialisable).
+
+    Raises:
+        ValueError: On counts outside ``0 <= k <= n``.
+    """
+    k, n = int(k), int(n)
+    lo, hi = wilson_interval(k, n)
+    return {"k": k, "n": n, "rate": (k / n if n else float("nan")), "lo": lo, "hi": hi}

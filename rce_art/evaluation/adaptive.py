@@ -23,7 +23,7 @@ import numpy as np
 
 from rce_art.detectors.calibration import calibrate_threshold
 from rce_art.evaluation.protocol import detection_auc
-from rce_art.metrics import wilson_interval
+from rce_art.metrics import rate_with_interval
 
 __all__ = [
     "adaptive_report",
@@ -68,9 +68,7 @@ def robust_accuracy_with_detection(clean_correct: Any, clean_flagged: Any, broke
         F. Sheikholeslami, A. Lotfi, J. Z. Kolter. Provably Robust Classification of Adversarial Examples with
         Detection. ICLR 2021.
     """
-    c = _bools("clean_correct", clean_correct)
-    f, b = _bools("clean_flagged", clean_flagged, c.size), _bools("broken", broken, c.size)
-    return float((c & ~f & ~b).mean()) if c.size else float("nan")
+    return float(operating_point_rates(clean_correct, clean_flagged, broken)["robust_accuracy"]["rate"])
 
 
 def served_success_rate(clean_correct: Any, clean_flagged: Any, broken: Any) -> float:
@@ -88,10 +86,7 @@ def served_success_rate(clean_correct: Any, clean_flagged: Any, broken: Any) -> 
     Raises:
         ValueError: If the arrays differ in length.
     """
-    c = _bools("clean_correct", clean_correct)
-    served = c & ~_bools("clean_flagged", clean_flagged, c.size)
-    b = _bools("broken", broken, c.size)
-    return float((served & b).sum() / served.sum()) if served.any() else float("nan")
+    return float(operating_point_rates(clean_correct, clean_flagged, broken)["sr"]["rate"])
 
 
 def attack_failure_rate(pred_adv: Any, y: Any, flagged: Any) -> float:
@@ -164,12 +159,6 @@ def success_at_fpr(clean_scores: np.ndarray, adv_scores: np.ndarray, goal_met: n
     return float((ok & s).sum() / s.sum()) if s.any() else float("nan")
 
 
-def _rate(k: int, n: int) -> dict[str, Any]:
-    k, n = int(k), int(n)
-    lo, hi = wilson_interval(k, n)
-    return {"k": k, "n": n, "rate": (k / n if n else float("nan")), "lo": lo, "hi": hi}
-
-
 def operating_point_rates(clean_correct: Any, clean_flagged: Any, broken: Any) -> dict[str, dict[str, Any]]:
     """Every rate of one operating point, each as ``{"k", "n", "rate", "lo", "hi"}`` (Wilson 95% interval).
 
@@ -186,9 +175,10 @@ def operating_point_rates(clean_correct: Any, clean_flagged: Any, broken: Any) -
     c = _bools("clean_correct", clean_correct)
     f, b = _bools("clean_flagged", clean_flagged, c.size), _bools("broken", broken, c.size)
     served, n = c & ~f, c.size
-    return {"robust_accuracy": _rate((served & ~b).sum(), n), "sr": _rate((served & b).sum(), served.sum()),
-            "served": _rate(served.sum(), n), "selective_accuracy": _rate(served.sum(), (~f).sum()),
-            "sr_all": _rate(b.sum(), n), "attack_failure": _rate(n - b.sum(), n)}
+    rate = rate_with_interval
+    return {"robust_accuracy": rate((served & ~b).sum(), n), "sr": rate((served & b).sum(), served.sum()),
+            "served": rate(served.sum(), n), "selective_accuracy": rate(served.sum(), (~f).sum()),
+            "sr_all": rate(b.sum(), n), "attack_failure": rate(n - b.sum(), n)}
 
 
 def adaptive_report(clean_scores: np.ndarray, x_scores: np.ndarray, adv_scores: np.ndarray, pred_adv: np.ndarray,

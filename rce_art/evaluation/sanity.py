@@ -87,19 +87,23 @@ def detector_pgd_sanity(
     * ``unbounded_misclassification``: the classifier-only attack with an ``eps`` covering the whole pixel range and
       ``unbounded_steps`` steps; it should reach 100%;
     * ``zero_grad_fraction`` / ``nonfinite_grad_fraction``: inputs whose detector-score gradient is zero or
-      non-finite; both should be 0, else the detector masks gradients.
+      non-finite; both should be 0, else the detector masks gradients;
+    * ``outcomes``: per budget, the per-input ``misclassified`` and ``score`` (float64 of the float32 score) of the
+      examples, so that success can be counted at any other threshold.
 
     Returns:
         Dict with the entries above. The model runs in eval mode; its mode is restored.
     """
     x = torch.as_tensor(x, dtype=torch.float32).to(detector.device)
     labels = torch.as_tensor(labels).to(detector.device)
-    rates = []
+    rates, outcomes = [], []
     for b in budgets:
         r = DetectorPGD(**{**attack.params(), "steps": int(b)}).run(detector, x, labels)
         with torch.no_grad(), eval_mode(detector.model):
-            flagged = detector.logits_and_score(r.x_adv)[1] < detector.threshold_
+            score = detector.logits_and_score(r.x_adv)[1]
+        flagged = score < detector.threshold_
         rates.append(float((r.misclassified & ~flagged).float().mean()))
+        outcomes.append({"misclassified": r.misclassified.cpu().tolist(), "score": score.double().cpu().tolist()})
     lo, hi = detector.clip_values
     wide = DetectorPGD(**{**attack.params(), "eps": float(hi - lo), "mode": "classifier", "steps": unbounded_steps,
                           "step_size": (hi - lo) / 50})
@@ -107,7 +111,7 @@ def detector_pgd_sanity(
     xg = x.clone().requires_grad_(True)
     with eval_mode(detector.model):
         detector.logits_and_score(xg)[1].sum().backward()
-    return _report(budgets, rates, float(unbounded), xg.grad)
+    return {**_report(budgets, rates, float(unbounded), xg.grad), "outcomes": outcomes}
 
 
 def _report(budgets: Sequence[int], rates: list[float], unbounded: float, grad: Tensor) -> dict[str, Any]:

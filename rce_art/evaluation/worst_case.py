@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels, to_numpy
 from rce_art.attacks.detector_class import DetectorAsClass
-from rce_art.attacks.detector_pgd import project
+from rce_art.attacks.detector_pgd import classifier_margin, project
 from rce_art.evaluation.members import KINDS, EnsembleAttack
 from rce_art.exceptions import GradientMaskingWarning
 from rce_art.metrics import wilson_interval
@@ -255,8 +255,7 @@ class WorstCaseEnsemble:
                 yb = y[i : i + self.batch_size]
                 mis = logits.argmax(1) != yb
                 flagged = system.flags(score)
-                margin = logits.scatter(1, yb[:, None], float("-inf")).amax(1) - logits.gather(1, yb[:, None])[:, 0]
-                val = torch.where(mis, score.double(), margin.double())
+                val = torch.where(mis, score.double(), -classifier_margin(logits, yb, False).double())
                 parts.append((mis & ~flagged, mis, val))
         return tuple(to_numpy(torch.cat(p)) for p in zip(*parts))  # type: ignore[return-value]
 

@@ -3,49 +3,18 @@ before any work is done or any file is written."""
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from rce_art._validation import check_integer, check_real
+
 __all__ = ["LABEL", "check_fprs", "check_integer", "check_label", "check_real"]
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """Detector labels: letters, digits, ``_ . -`` (they name files in the results folder), 64 characters at most."""
-
-
-def check_real(value: Any, name: str, *, low: float | None = None, high: float | None = None) -> float:
-    """``float(value)`` for a finite real number (Python or numpy; not a bool) strictly inside ``(low, high)``.
-
-    Raises:
-        TypeError: If it is not a real number.
-        ValueError: If it is not finite or outside the bounds.
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    v = float(value)
-    if not math.isfinite(v) or (low is not None and v <= low) or (high is not None and v >= high):
-        bounds = f" in ({low:g}, {high:g})" if low is not None and high is not None else (
-            f" > {low:g}" if low is not None else "")
-        raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}")
-    return v
-
-
-def check_integer(value: Any, name: str, minimum: int) -> int:
-    """``int(value)`` for an integer (Python or numpy; not a bool) ``>= minimum``.
-
-    Raises:
-        TypeError: If it is not an integer (e.g. ``2.7`` or ``True``).
-        ValueError: If it is below ``minimum``.
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def check_fprs(fprs: Any, name: str, *, allow_empty: bool = False) -> tuple[float, ...]:

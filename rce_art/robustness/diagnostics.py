@@ -16,21 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from rce_art._tensors import eval_mode
 from rce_art.attacks.detector_pgd import DetectorPGD
+from rce_art.evaluation.sanity import detector_pgd_sanity
 from rce_art.metrics import wilson_interval
 
-__all__ = ["EPS_FRACTIONS", "SANITY_INPUTS", "check_rows", "run_diagnostics"]
+__all__ = ["EPS_FRACTIONS", "SANITY_INPUTS", "check_rows", "run_diagnostics", "success_at"]
 
 SANITY_INPUTS = 32
 """Inputs the sanity checks attack (the first of ``x``)."""
 EPS_FRACTIONS = (0.25, 0.5, 1.0, 1.5)
 """The SR-vs-eps curve: selective DetectorPGD at these multiples of the evaluation's eps (ours)."""
-
-
-def _outcome(pgd: DetectorPGD, det: Any, xs: torch.Tensor, ys: torch.Tensor) -> dict[str, list[Any]]:
-    r = pgd.run(det, xs, ys)
-    return {"misclassified": r.misclassified.cpu().tolist(), "score": r.score.detach().double().cpu().tolist()}
 
 
 def run_diagnostics(det: Any, x: np.ndarray, y: np.ndarray, eps: float, norm: str, seed: int,
@@ -47,29 +42,23 @@ def run_diagnostics(det: Any, x: np.ndarray, y: np.ndarray, eps: float, norm: st
         budget: Multiplier of the 50 steps of selective DetectorPGD.
 
     Returns:
-        Per-input outcomes (misclassified, score) of selective DetectorPGD at half, once and twice its steps and at
-        the eps multiples [`EPS_FRACTIONS`][]; the unbounded misclassification rate; the fractions of inputs with a
-        zero or non-finite detector gradient.
+        Per-input outcomes (misclassified, score) of selective DetectorPGD at half, once and twice its steps
+        ([`detector_pgd_sanity`][rce_art.evaluation.detector_pgd_sanity], which also gives the unbounded
+        misclassification rate and the fractions of inputs with a zero or non-finite detector gradient) and at the
+        eps multiples [`EPS_FRACTIONS`][].
     """
     m = min(len(x), SANITY_INPUTS)
     xs, ys = torch.as_tensor(x[:m]), torch.as_tensor(y[:m])
     steps = max(2, round(50 * budget))
     pgd = DetectorPGD(eps, norm=norm, mode="selective", steps=steps, seed=seed)
-    by_steps = [_outcome(DetectorPGD(**{**pgd.params(), "steps": s}), det, xs, ys)
-                for s in (steps // 2, steps, 2 * steps)]
-    by_eps = [_outcome(DetectorPGD(**{**pgd.params(), "eps": eps * f}), det, xs, ys) for f in EPS_FRACTIONS]
-    lo, hi = det.clip_values
-    wide = DetectorPGD(float(hi - lo), norm=norm, mode="classifier", steps=2 * steps, step_size=(hi - lo) / 50,
-                       seed=seed)
-    unbounded = float(wide.run(det, xs, ys).misclassified.float().mean())
-    xg = xs.clone().to(det.device).requires_grad_(True)
-    with eval_mode(det.model):
-        det.logits_and_score(xg)[1].sum().backward()
-    g = xg.grad.flatten(1)  # type: ignore[union-attr]
-    return {"n": m, "steps": [steps // 2, steps, 2 * steps], "by_steps": by_steps,
-            "eps_curve": [eps * f for f in EPS_FRACTIONS], "by_eps": by_eps, "unbounded_misclassification": unbounded,
-            "zero_grad_fraction": float((g.abs().sum(1) == 0).float().mean()),
-            "nonfinite_grad_fraction": float((~torch.isfinite(g)).any(1).float().mean())}
+    s = detector_pgd_sanity(pgd, det, xs, ys, budgets=(steps // 2, steps, 2 * steps), unbounded_steps=2 * steps)
+    by_eps = []
+    for f in EPS_FRACTIONS:
+        r = DetectorPGD(**{**pgd.params(), "eps": eps * f}).run(det, xs, ys)
+        by_eps.append({"misclassified": r.misclassified.cpu().tolist(), "score": r.score.double().cpu().tolist()})
+    return {"n": m, "steps": s["budgets"], "by_steps": s["outcomes"], "eps_curve": [eps * f for f in EPS_FRACTIONS],
+            "by_eps": by_eps, "unbounded_misclassification": s["unbounded_misclassification"],
+            "zero_grad_fraction": s["zero_grad_fraction"], "nonfinite_grad_fraction": s["nonfinite_grad_fraction"]}
 
 
 def success_at(outcome: dict[str, list[Any]], threshold: float) -> float:

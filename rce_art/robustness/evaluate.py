@@ -25,10 +25,10 @@ from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.persistence import model_fingerprint
 from rce_art.models.estimator import resolve_model
 from rce_art.robustness.checks import check_fprs, check_integer, check_real, detector_items
-from rce_art.robustness.identity import detector_digest, identity_hash, prediction_probe, preprocessing_spec
-from rce_art.robustness.named import DETECTOR_NAMES, fit_named_detector
+from rce_art.robustness.identity import detector_digest, json_sha256, prediction_probe, preprocessing_spec
+from rce_art.robustness.named import DETECTOR_NAMES, fit_named_detector, save_atomically
 from rce_art.robustness.report import EvaluationReport, build_report
-from rce_art.robustness.store import ResultStore, atomic_save, digest_arrays, package_versions
+from rce_art.robustness.store import ResultStore, digest_arrays, package_versions
 from rce_art.robustness.units import BUDGETS, plan_units, run_unit
 
 __all__ = ["BUDGETS", "DEFAULT_CURVE_FPRS", "evaluate", "plan_units"]
@@ -180,12 +180,12 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
     outp = None if out is None else Path(out)
     if outp is not None and (outp / ResultStore.MANIFEST).exists():
         identity = ResultStore.check_manifest(outp, identity)  # another evaluation's folder: refused before any work
-    run_id = identity_hash(identity)
+    run_id = json_sha256(identity)
     dets, spec, held_out, to_save = _detectors(v, classifier, outp, run_id)
     store = None if outp is None else ResultStore(outp, identity)  # everything validated and fitted: now it writes
     if store is not None and distributed.is_main_process():
         for label, path in to_save.items():
-            atomic_save(path, dets[label].save)
+            save_atomically(dets[label], path)
     settings = {k: identity[k] for k in ("eps", "norm", "attacks", "fprs", "curve_fprs", "budget", "batch_size", "seed",
                                          "diagnostics", "n", "clip_values", "preprocessing", "versions")}
     model = {k: m for k, m in identity["model"].items() if k != "probe"}  # the probe: in manifest.json

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["figures"]
+__all__ = ["figures", "percent"]
 
 
 def _png(fig: Any) -> str:
@@ -22,8 +22,14 @@ def _png(fig: Any) -> str:
     return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _pct(f: Any) -> str:
+def percent(f: Any) -> str:
+    """A false-positive rate as the report prints it: ``0.05`` -> ``"5%"``."""
     return f"{100 * float(f):g}%"
+
+
+def _yerr(r: dict[str, Any]) -> list[list[float]]:
+    """Error-bar lengths below and above a rate record's value (its Wilson interval)."""
+    return [[r["rate"] - r["lo"]], [r["hi"] - r["rate"]]]
 
 
 def figures(report: Any) -> list[tuple[str, str, str]]:
@@ -49,7 +55,7 @@ def _sr_vs_fpr(report: Any, plt: Any) -> tuple[str, str, str]:
             for c, x in zip(pts, xs):
                 r = c[key]
                 main = str(c["fpr"]) in row["points"]
-                ax.errorbar([x], [r["rate"]], yerr=[[r["rate"] - r["lo"]], [r["hi"] - r["rate"]]] if main else None,
+                ax.errorbar([x], [r["rate"]], yerr=_yerr(r) if main else None,
                             fmt="o", mfc=line.get_color() if main else "white", color=line.get_color(), capsize=3,
                             ms=6 if main else 5)
     axes[0].set_ylabel("SR over the served inputs"), axes[1].set_ylabel("robust accuracy with detection")
@@ -81,9 +87,9 @@ def _sr_vs_eps(report: Any, plt: Any) -> tuple[str, str, str]:
                 ys = [success_at(o, p["threshold"]) for o in diag["by_eps"]]
                 ax.plot(diag["eps_curve"], ys, marker="o", ms=3, color=color, label=f"{d} (selective PGD)")
             r = p["sr_all"]
-            ax.errorbar([report.settings["eps"]], [r["rate"]], yerr=[[r["rate"] - r["lo"]], [r["hi"] - r["rate"]]],
+            ax.errorbar([report.settings["eps"]], [r["rate"]], yerr=_yerr(r),
                         fmt="s", capsize=3, color=color, label=f"{d} worst case")
-        ax.set_title(f"operating point {_pct(f)} FPR", fontsize=9), ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"operating point {percent(f)} FPR", fontsize=9), ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(f"eps ({report.settings['norm']}, pixel units)"), ax.set_ylabel("SR (all inputs)")
     axes[0][0].legend(fontsize=7)
     caption = ("Lines: selective DetectorPGD on the first inputs (the sanity inputs) at multiples of eps; squares: the "
@@ -105,7 +111,7 @@ def _histograms(report: Any, plt: Any) -> tuple[str, str, str]:
             ax.hist(clean, bins=bins, alpha=0.6, histtype="stepfilled", label="clean")
             ax.hist(adv, bins=bins, alpha=0.6, histtype="stepfilled", label="attack's best attempt")
             ax.axvline(float(rec["thresholds"][str(f)]), color="k", ls="--", label="threshold")
-            ax.set_title(f"{d} at {_pct(f)} FPR", fontsize=9), ax.set_xlabel("score (higher = more normal)", fontsize=8)
+            ax.set_title(f"{d} at {percent(f)} FPR", fontsize=9), ax.set_xlabel("score (higher = more normal)", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.subplots_adjust(hspace=0.55, wspace=0.25)
     caption = ("Detector scores of the clean inputs and of the attacks' best attempt per input: the breaking example "
@@ -130,7 +136,7 @@ def _roc(report: Any, plt: Any) -> tuple[str, str, str]:
             line = ax.plot(fp, tp, label=f"{d} (AUC {roc_auc_score(labels, scores):.2f})")[0]
             t = float(rec["thresholds"][str(f)])
             ax.plot([np.mean(clean < t)], [np.mean(adv < t)], "o", color=line.get_color())
-        ax.plot([0, 1], [0, 1], "k:", lw=0.8), ax.set_title(f"attacked at {_pct(f)} FPR", fontsize=9)
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8), ax.set_title(f"attacked at {percent(f)} FPR", fontsize=9)
         ax.set_xlabel("clean inputs flagged"), ax.set_ylabel("best attempts flagged"), ax.legend(fontsize=7)
     caption = ("ROC of the detector separating the clean inputs from the attacks' best attempts (the attack ran at "
                "the operating point of the panel, marked with a dot). An AUC near 0.5 means the attacks' examples "
@@ -183,7 +189,7 @@ def _galleries(report: Any, plt: Any) -> list[tuple[str, str, str]]:
             tiles[0].append(_image(x, lo, hi))
             tiles[1].append(_image(xa, lo, hi))
             tiles[2].append(_image(0.5 * (hi - lo) + lo + k * delta, lo, hi))
-            clean = f"{_pct(f)} FPR, y={rec['y'][i]}\nclean: pred {rec['clean_pred'][i]}, score {rec['clean_score'][i]:.3g}"
+            clean = f"{percent(f)} FPR, y={rec['y'][i]}\nclean: pred {rec['clean_pred'][i]}, score {rec['clean_score'][i]:.3g}"
             adv = (f"{w['attack'][i]}: pred {w['pred'][i]}\nscore {w['score'][i]:.3g} "
                    f"(T {float(rec['thresholds'][str(f)]):.3g})")
             labels.append((clean, adv, f"perturbation x{k:.1f}\nL-inf {w['linf'][i]:.3g}"))

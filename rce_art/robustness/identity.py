@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PROBE_INPUTS", "detector_digest", "identity_differences", "identity_hash", "prediction_probe",
+__all__ = ["PROBE_INPUTS", "detector_digest", "identity_differences", "json_sha256", "prediction_probe",
            "preprocessing_spec"]
 
 PROBE_INPUTS = 8
@@ -25,9 +25,9 @@ PROBE_RTOL = 1e-3
 logits that differ in the last float32 digits; a changed ``forward`` moves them far more)."""
 
 
-def identity_hash(identity: dict[str, Any]) -> str:
-    """SHA-256 of an identity (as stored: JSON with sorted keys)."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=float).encode()).hexdigest()
+def json_sha256(obj: Any) -> str:
+    """SHA-256 of an object as stored (JSON with sorted keys): an identity's hash, a unit's checksum."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=float).encode()).hexdigest()
 
 
 def prediction_probe(classifier: Any, x: np.ndarray) -> list[list[float]]:

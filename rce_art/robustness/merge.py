@@ -53,18 +53,22 @@ def merge(out: str | Path, shards: list[str | Path]) -> EvaluationReport:
             raise ValueError(f"{s} holds other settings than {shards[0]} (same identity, different settings: written "
                              "by another version of rce-art); run the shards again with one version")
         settings = theirs if settings is None else settings
-    absent = [u for u in units if not any(src.get(u) is not None for src in stores)]
+    found: dict[str, tuple[int, dict]] = {}  # each unit read (and checked) once, from the first shard holding it
+    for i, src in enumerate(stores):
+        for k in keys:
+            if k not in found and (data := src.get(k)) is not None:
+                found[k] = (i, data)
+    absent = [u for u in units if u not in found]
     if absent:
         raise ValueError(f"{len(absent)} units have no results yet (e.g. {absent[0]!r}); run the remaining shards, then "
                          "merge again")
-    store = ResultStore(out, identity)
-    for s, src in zip(shards, stores):
-        if Path(s).resolve() != Path(out).resolve():
-            store.copy_from(src, keys)
-    labels = store.get("labels")
-    if settings is None or labels is None:
+    if settings is None or "labels" not in found:
         raise ValueError(f"no settings stored in {[str(s) for s in shards]}: not folders written by rce-art evaluate")
-    results = {u: store.get(u) for u in units}
-    report = build_report(settings, units, results, labels["y"])
+    store = ResultStore(out, identity)
+    here = Path(out).resolve()
+    for k, (i, data) in found.items():
+        if Path(shards[i]).resolve() != here:
+            store.put(k, data)
+    report = build_report(settings, units, {u: found[u][1] for u in units}, found["labels"][1]["y"])
     report.write(out)
     return report

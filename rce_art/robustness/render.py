@@ -8,6 +8,8 @@ import json
 import math
 from typing import Any
 
+from rce_art.robustness.figures import figures, percent
+
 __all__ = ["DEFINITIONS", "check_renders", "markdown_table", "render_html", "render_markdown", "sentences",
            "settings_table", "summary_table"]
 
@@ -21,10 +23,6 @@ DEFINITIONS = (
     "flagged at the threshold attacked. Secondary: selective accuracy (accuracy on the accepted clean inputs), the "
     "all-inputs SR, and the attack-failure rate (1 - all-inputs SR, which counts clean rejections as failures of the "
     "attack: never a robust accuracy). Intervals: Wilson 95%. Definitions and references: docs/concepts.md.")
-
-
-def _pct(f: Any) -> str:
-    return f"{100 * float(f):g}%"
 
 
 def _fmt(r: dict[str, Any]) -> str:
@@ -48,7 +46,7 @@ def summary_table(report: Any) -> tuple[list[str], list[list[str]]]:
         d = str(r["detector"])
         for f, p in r["points"].items():
             warns = sum(c["verdict"] == "WARN" for c in report.diagnostics.get(d, {}).get(f, []))
-            rows.append([d, _pct(f), _fmt(p["realised_fpr"]), _fmt(p["robust_accuracy"]), _fmt(p["served"]),
+            rows.append([d, percent(f), _fmt(p["realised_fpr"]), _fmt(p["robust_accuracy"]), _fmt(p["served"]),
                          _fmt(p["sr"]), _fmt(r["clean_accuracy"]), _fmt(p["selective_accuracy"]), _fmt(p["sr_all"]),
                          _fmt(p["oblivious"]["sr"]), str(p["top_attack"]), str(warns)])
     return head, rows
@@ -70,7 +68,7 @@ def sentences(report: Any) -> list[str]:
             ra, sr, served, fpr = p["robust_accuracy"], p["sr"], p["served"], p["realised_fpr"]
             identity = (f" = served {float(served['rate']):.3f} x (1 - SR {float(sr['rate']):.3f})"
                         if int(sr["n"]) else "")
-            out.append(f"{r['detector']}: at {_pct(f)} FPR (realised {_fmt(fpr)}), {served['k']} of {n} inputs are "
+            out.append(f"{r['detector']}: at {percent(f)} FPR (realised {_fmt(fpr)}), {served['k']} of {n} inputs are "
                        f"classified correctly and accepted on clean data; the attacks broke {sr['k']} of them, so the "
                        f"robust accuracy with detection is {_fmt(ra)}{identity}.")
     return out
@@ -102,17 +100,17 @@ def render_markdown(report: Any) -> str:
     out += ["", "## Results", "", report.table(), "", DEFINITIONS, "", "## Diagnostics", ""]
     for det, points in report.diagnostics.items():
         for f, rows in points.items():
-            out += [f"**{_md(det)} at {_pct(f)} FPR**", ""]
+            out += [f"**{_md(det)} at {percent(f)} FPR**", ""]
             out += [f"- {_md(r['verdict'])}: {_md(r['check'])} ({_md(r['evidence'])})" for r in rows]
             out.append("")
     out += ["## Which attacks broke the inputs", ""]
     for r in report.rows:
         for f, p in r["points"].items():
             shares = ", ".join(f"{_md(a)}: {int(k)}" for a, k in p["broken_by"].items()) or "none"
-            out.append(f"- {_md(r['detector'])} at {_pct(f)} FPR: {shares}; gradient evaluations per input "
+            out.append(f"- {_md(r['detector'])} at {percent(f)} FPR: {shares}; gradient evaluations per input "
                        f"{float(p['gradients_per_input']):.0f}; broken only by a gradient-free attack: {int(p['masking'])}")
     out += ["", "## Success rate against the false-positive rate", ""]
-    curve = [[r["detector"], _pct(c["fpr"]), str(c["budget"]), _fmt(c["realised_fpr"]), _fmt(c["robust_accuracy"]),
+    curve = [[r["detector"], percent(c["fpr"]), str(c["budget"]), _fmt(c["realised_fpr"]), _fmt(c["robust_accuracy"]),
               _fmt(c["sr"])] for r in report.rows for c in r["curve"]]
     out += [markdown_table(["detector", "FPR", "budget", "realised FPR", "robust acc (detection)", "SR (served)"],
                            curve), "", "## Settings", "", markdown_table(["setting", "value"], settings_table(s)), ""]
@@ -133,15 +131,13 @@ img{max-width:100%}figcaption{font-size:13px;color:#555;max-width:900px}td{verti
 
 def render_html(report: Any) -> str:
     """The report as one HTML page (no external resources; figures embedded as PNG)."""
-    from rce_art.robustness.figures import figures
-
     esc = html.escape
     parts = [("<!doctype html><html><head><meta charset='utf-8'><title>rce-art robustness report</title>"
               f"<style>{STYLE}</style></head><body><h1>Robustness report</h1><p>{esc(_intro(report))}</p><ul>")]
     parts += [f"<li>{esc(t)}</li>" for t in sentences(report)]
     parts.append("</ul><h2>Results</h2>" + _html_table(*summary_table(report), "results"))
     parts.append("<p>" + esc(DEFINITIONS.replace("**", "")) + "</p><h2>Diagnostics</h2>")
-    diag = [[d, _pct(f), r["check"], r["verdict"], r["evidence"]] for d, points in report.diagnostics.items()
+    diag = [[d, percent(f), r["check"], r["verdict"], r["evidence"]] for d, points in report.diagnostics.items()
             for f, rows in points.items() for r in rows]
     trs = "".join(f"<tr><td>{esc(str(d))}</td><td>{esc(f)}</td><td>{esc(str(c))}</td>"
                   f"<td class='{'PASS' if v == 'PASS' else 'WARN'}'>{esc(str(v))}</td><td>{esc(str(e))}</td></tr>"

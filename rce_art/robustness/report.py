@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from rce_art.evaluation.adaptive import operating_point_rates
-from rce_art.metrics import wilson_interval
+from rce_art.metrics import rate_with_interval as _rate
 from rce_art.robustness.diagnostics import check_rows
 from rce_art.robustness.store import CorruptResultError, atomic_write
 
@@ -22,12 +22,6 @@ FORMAT = "rce_art.EvaluationReport/2"
 """Format of ``report.json`` (2 since rce-art 0.6: robust accuracy with detection, per-operating-point rows)."""
 GALLERY = 3
 """Broken inputs shown per detector and operating point."""
-
-
-def _rate(k: int, n: int) -> dict[str, Any]:
-    k, n = int(k), int(n)
-    lo, hi = wilson_interval(k, n)
-    return {"k": k, "n": n, "rate": (k / n if n else float("nan")), "lo": lo, "hi": hi}
 
 
 @dataclass
@@ -205,18 +199,17 @@ def build_report(settings: dict[str, Any], units: list[str], results: dict[str, 
             point["gradients_per_input"] = float(np.mean(w["gradients"])) if w["gradients"] else 0.0
             point["masking"] = int(np.sum(w["masking"]))
             row["points"][str(f)] = point
-            rec["gallery"][str(f)] = [g for u in sorted((u for u in units if u.startswith(f"{d}|worst|{f}|")),
-                                                        key=lambda u: int(u.rsplit("|", 1)[1]))
-                                      for g in results[u].get("gallery", [])][:GALLERY]
-            diagnostics[d][str(f)] = check_rows(diag, f, t, int((held < t).sum()), held.size, point["masking"], y.size)
-        for f in sorted(set(fprs) | set(curve)):
-            t = float(fu["thresholds"][str(f)])
-            kind = "worst" if f in fprs else "curve"
-            broken = np.asarray(_cat(units, results, f"{d}|{kind}|{f}|", "broken"), bool)
-            if kind == "curve":
+            rec["gallery"][str(f)] = _cat(units, results, f"{d}|worst|{f}|", "gallery")[:GALLERY]
+            fpr_rate = point["realised_fpr"]
+            diagnostics[d][str(f)] = check_rows(diag, f, t, fpr_rate["k"], fpr_rate["n"], point["masking"], y.size)
+        for f in sorted(set(fprs) | set(curve)):  # the main points as computed above, the extra ones at the quick budget
+            if f in fprs:
+                p, budget = row["points"][str(f)], settings["budget"]
+            else:
+                broken = np.asarray(_cat(units, results, f"{d}|curve|{f}|", "broken"), bool)
                 rec[f"curve@{f}"] = {"broken": broken.tolist()}
-            p = _point(rec, held, f, t, broken)
-            row["curve"].append({"fpr": f, "budget": settings["budget"] if kind == "worst" else "quick",
+                p, budget = _point(rec, held, f, float(fu["thresholds"][str(f)]), broken), "quick"
+            row["curve"].append({"fpr": f, "budget": budget,
                                  **{k: p[k] for k in ("threshold", "realised_fpr", "robust_accuracy", "sr", "sr_all")}})
         rows.append(row)
         records[d] = rec

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rce_art.robustness.identity import identity_differences, identity_hash
+from rce_art.robustness.identity import identity_differences, json_sha256
 
 __all__ = ["CorruptResultError", "ResultStore", "atomic_save", "atomic_write", "digest_arrays", "package_versions", "read_unit"]
 
@@ -100,10 +100,6 @@ def atomic_save(path: str | Path, save: Any) -> None:
             os.unlink(tmp)
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=float).encode()).hexdigest()
-
-
 def digest_arrays(*arrays: Any) -> str:
     """SHA-256 of arrays' dtypes, shapes and bytes (the identity of the data an evaluation ran on)."""
     import numpy as np
@@ -157,11 +153,11 @@ class ResultStore:
         except OSError as e:
             raise PermissionError(f"cannot write the results folder {self.root}: {e.strerror or e}; pass another "
                                   "--out (out=) that you can write to") from e
-        text = json.dumps({"identity": identity, "sha256": identity_hash(identity)}, indent=1, sort_keys=True)
+        text = json.dumps({"identity": identity, "sha256": json_sha256(identity)}, indent=1, sort_keys=True)
         if not atomic_write(self.root / self.MANIFEST, text, exclusive=True):  # another run created it first
             identity = self.check_manifest(self.root, identity)
         self.identity = identity
-        self.run_id = identity_hash(identity)
+        self.run_id = json_sha256(identity)
 
     @classmethod
     def check_manifest(cls, root: str | Path, identity: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +186,7 @@ class ResultStore:
             raise FileNotFoundError(f"{root} has no {cls.MANIFEST}: not a results folder of rce-art evaluate")
         try:
             m = json.loads(path.read_text())
-            ok = m["sha256"] == identity_hash(m["identity"]) and isinstance(m["identity"], dict)
+            ok = m["sha256"] == json_sha256(m["identity"]) and isinstance(m["identity"], dict)
         except (ValueError, KeyError, TypeError) as e:
             raise CorruptResultError(f"{path} is corrupted ({e}); delete the folder to start over") from e
         if not ok:
@@ -227,7 +223,7 @@ class ResultStore:
 
     def put(self, key: str, data: dict[str, Any]) -> None:
         """Store the result of unit ``key`` atomically, bound to this evaluation."""
-        atomic_write(self._path(key), json.dumps({"key": key, "run": self.run_id, "data": data, "sha256": _hash(data)},
+        atomic_write(self._path(key), json.dumps({"key": key, "run": self.run_id, "data": data, "sha256": json_sha256(data)},
                                                  default=float))
 
     @classmethod
@@ -243,7 +239,7 @@ class ResultStore:
         store.root = Path(root)
         store.identity = (cls.read_manifest(root)["identity"] if identity is None
                           else cls.check_manifest(root, identity))
-        store.run_id = identity_hash(store.identity)
+        store.run_id = json_sha256(store.identity)
         return store
 
     def stray_units(self, keys: Iterable[str]) -> list[str]:
@@ -251,15 +247,23 @@ class ResultStore:
         known = {self._path(k).name for k in keys}
         return [f.name for f in sorted((self.root / "units").glob("*.json")) if f.name not in known]
 
-    def copy_from(self, other: ResultStore, keys: Iterable[str]) -> int:
-        """Copy the units ``keys`` stored in another (checked) results folder of the same evaluation; return how many.
+    def copy_from(self, other: str | Path | ResultStore, keys: Iterable[str] | None = None) -> int:
+        """Copy units stored in another results folder of the same evaluation; return how many.
+
+        Args:
+            other: The folder (checked against this evaluation's identity), or a store opened on it.
+            keys: The units to copy; ``None``: every unit stored there.
 
         Raises:
+            ValueError: If ``other`` belongs to another evaluation.
             CorruptResultError: If one of its units does not check or belongs to another evaluation.
         """
+        src = other if isinstance(other, ResultStore) else ResultStore.open(other, self.identity)
+        if keys is None:
+            keys = [read_unit(f)[0] for f in sorted((src.root / "units").glob("*.json"))]
         copied = 0
         for k in sorted(set(keys)):
-            data = other.get(k)
+            data = src.get(k)
             if data is not None:
                 self.put(k, data)
                 copied += 1
@@ -274,7 +278,7 @@ def read_unit(path: Path) -> tuple[str, str | None, dict[str, Any]]:
     """
     try:
         rec = json.loads(Path(path).read_text())
-        key, run, data, ok = rec["key"], rec.get("run"), rec["data"], rec["sha256"] == _hash(rec["data"])
+        key, run, data, ok = rec["key"], rec.get("run"), rec["data"], rec["sha256"] == json_sha256(rec["data"])
     except (ValueError, KeyError, TypeError) as e:
         raise CorruptResultError(f"results file {path} is truncated or corrupted ({type(e).__name__}: {e}); delete it "
                                  "and run the same command again to recompute it") from e
