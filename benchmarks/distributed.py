@@ -2,7 +2,7 @@
 
 Two workloads, each timed inside the workers between barriers: one training epoch of a SmallCNN on
 N 28x28 inputs at a global batch of 128 (DistributedDataParallel, gloo), and BIM (10 steps) on M
-inputs sharded by example (``rce_art.sharded_example_scores``). The single process gets every core as
+inputs sharded by example (``rce_art.evaluation.sharded_example_scores``). The single process gets every core as
 threads (``--threads-total``); each of the 2 processes gets half, so both sides use the same cores.
 Ratios are ``time(1 process) / time(2 processes)`` (> 1: the 2 processes are faster).
 
@@ -47,7 +47,7 @@ def worker(args: argparse.Namespace) -> None:
     attack = build_attack("bim", clf, "art", eps=0.1, batch_size=64)
     barrier()
     t = time.perf_counter()
-    ra.sharded_example_scores(attack.generate, {"kd": det}, x[: args.n_attack], y[: args.n_attack], (-0.5, 0.5), block=64)
+    ra.evaluation.sharded_example_scores(attack.generate, {"kd": det}, x[: args.n_attack], y[: args.n_attack], (-0.5, 0.5), block=64)
     barrier()
     attack_s = time.perf_counter() - t
     if is_main_process():

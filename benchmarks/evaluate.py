@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     held = x_cal[len(x_cal) // 2 :]
     fprs, budget, bs = (0.05, 0.5), "standard", 100
     print(f"settings: digits small CNN + K-density, eps={args.eps}, fprs={fprs}, budget={budget} "
-          f"({BUDGETS[budget]}x), standard ensemble {ra.STANDARD_ENSEMBLE}, batch size {bs}, "
+          f"({BUDGETS[budget]}x), standard ensemble {ra.adapters.STANDARD_ENSEMBLE}, batch size {bs}, "
           f"torch threads {torch.get_num_threads()}, best of {args.repeats}")
     xo, yo = x[: args.overhead_n], y[: args.overhead_n]
     t_eval, t_direct = [], []

@@ -17,9 +17,9 @@ from _synthetic import epoch_parser, images_28x28
 import rce_art as ra
 
 OBJECTIVES = {
-    "CE": ra.ComposedObjective(),
-    "OVM (lambda 1)": ra.ComposedObjective(output_variance=1.0),
-    "LS 0.4 + squeeze 0.4": ra.ComposedObjective(rce_smoothing=0.4, logit_squeezing=0.4),
+    "CE": ra.losses.ComposedObjective(),
+    "OVM (lambda 1)": ra.losses.ComposedObjective(output_variance=1.0),
+    "LS 0.4 + squeeze 0.4": ra.losses.ComposedObjective(rce_smoothing=0.4, logit_squeezing=0.4),
 }
 
 

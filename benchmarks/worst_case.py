@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    print(f"settings: n={args.n} eps={args.eps} standard={ra.STANDARD_ENSEMBLE} repeats={args.repeats} (best of) "
+    print(f"settings: n={args.n} eps={args.eps} standard={ra.adapters.STANDARD_ENSEMBLE} repeats={args.repeats} (best of) "
           f"torch threads={torch.get_num_threads()}")
     ok = True
     for label, shape in (("digits 8x8", (1, 8, 8)), ("Fashion-MNIST-shaped 28x28", (1, 28, 28))):
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         floor = t_sys / len(x)
         print(f"\n{label}: system forward+backward {1e3 * t_sys:.2f} ms per {len(x)} inputs, detector's own score "
               f"{1e3 * t_det:.2f} ms -> wrapper overhead {t_sys / t_det:.2f}x (target <= 1.1x)")
-        rows = [("standard ensemble", ra.standard_ensemble(args.eps))] + [
-            (f"  {a.name} alone", [a]) for a in ra.standard_ensemble(args.eps)]
+        rows = [("standard ensemble", ra.adapters.standard_ensemble(args.eps))] + [
+            (f"  {a.name} alone", [a]) for a in ra.adapters.standard_ensemble(args.eps)]
         for name, attacks in rows:
             t = time.perf_counter()
             r = WorstCaseEnsemble(attacks).run(det, x, y)

@@ -153,12 +153,12 @@ def default_epochs(args: argparse.Namespace, n_train: int) -> int:
     return quick if args.model == "small" else max(quick, 5)
 
 
-def load_data(args: argparse.Namespace) -> ra.Dataset:
+def load_data(args: argparse.Namespace) -> ra.DatasetSplits:
     """The dataset named by ``--dataset`` in the paper's pixel range."""
     return ra.load_dataset(args.dataset, data_dir=args.data_dir, pixel_range="paper", seed=args.seed)
 
 
-def build_net(model: str, data: ra.Dataset, dropout: float = 0.0) -> torch.nn.Module:
+def build_net(model: str, data: ra.DatasetSplits, dropout: float = 0.0) -> torch.nn.Module:
     """A fresh network for ``--model`` on ``data`` (``dropout`` before the output layer: small CNN only)."""
     c = data.input_shape[0]
     if model == "small":
@@ -171,7 +171,7 @@ def build_net(model: str, data: ra.Dataset, dropout: float = 0.0) -> torch.nn.Mo
 
 
 def train_models(
-    args: argparse.Namespace, data: ra.Dataset, model: str | None = None, objectives: tuple[str, ...] = ("CE", "RCE"),
+    args: argparse.Namespace, data: ra.DatasetSplits, model: str | None = None, objectives: tuple[str, ...] = ("CE", "RCE"),
     dropout: float = 0.0,
 ) -> dict[str, Any]:
     """Train (or load from ``--out/models``) one network per objective; return ART classifiers by objective.
@@ -194,7 +194,7 @@ def train_models(
 
 
 def train_cached(
-    args: argparse.Namespace, data: ra.Dataset, name: str, key: list, make_trainer: Any, *, model: str | None = None,
+    args: argparse.Namespace, data: ra.DatasetSplits, name: str, key: list, make_trainer: Any, *, model: str | None = None,
     dropout: float = 0.0, epochs: int | None = None, net: Any = None,
 ) -> Any:
     """Train one network with ``make_trainer(raw_classifier)`` (or load it from ``--out/models``); return its
@@ -223,13 +223,13 @@ def train_cached(
     return trainer.get_classifier()
 
 
-def attack_subset(data: ra.Dataset, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def attack_subset(data: ra.DatasetSplits, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random subset of ``n`` test inputs (all if ``n`` is None)."""
     idx = np.random.default_rng(seed).permutation(len(data.x_test))[: n or len(data.x_test)]
     return data.x_test[idx], data.y_test[idx]
 
 
-def white_box_split(data: ra.Dataset, n: int, seed: int) -> tuple[np.ndarray, ...]:
+def white_box_split(data: ra.DatasetSplits, n: int, seed: int) -> tuple[np.ndarray, ...]:
     """``(x, y, x_calibration, targets)``: the ``n`` inputs of :func:`attack_subset`, up to 1,000 other
     test inputs (clean, unseen in training) to calibrate thresholds, and seeded random other-class targets."""
     perm = np.random.default_rng(seed).permutation(len(data.x_test))
@@ -238,7 +238,7 @@ def white_box_split(data: ra.Dataset, n: int, seed: int) -> tuple[np.ndarray, ..
     return x, y, data.x_test[perm[n:][:1000]], targets
 
 
-def fit_detector(classifier: Any, data: ra.Dataset, x_calibration: np.ndarray | None, seed: int) -> ra.KDensityDetector:
+def fit_detector(classifier: Any, data: ra.DatasetSplits, x_calibration: np.ndarray | None, seed: int) -> ra.KDensityDetector:
     """K-density detector on the training set (default bandwidth), threshold calibrated on ``x_calibration``."""
     return ra.KDensityDetector(classifier, seed=seed).fit(data.x_train, data.y_train, x_calibration=x_calibration)
 

@@ -57,7 +57,7 @@ def characteristics(detectors: dict[str, Any], x: np.ndarray) -> dict[str, torch
     return out
 
 
-def detection_tables(base: Any, er: Any, data: ra.Dataset, args: argparse.Namespace, eps: float) -> list[dict]:
+def detection_tables(base: Any, er: Any, data: ra.DatasetSplits, args: argparse.Namespace, eps: float) -> list[dict]:
     """Tables 5-8 (+ ROC-AUC and TPR at 5% FPR) on a seeded 20/80 split of ``--n-detect`` test inputs."""
     n = min(args.n_detect, len(data.x_test))
     perm = np.random.default_rng(args.seed).permutation(len(data.x_test))[:n]
@@ -120,7 +120,7 @@ def detection_claims(records: list[dict]) -> None:
           "(the paper concedes some cells itself)")
 
 
-def adaptive(er: Any, data: ra.Dataset, args: argparse.Namespace, eps: float) -> list[dict]:
+def adaptive(er: Any, data: ra.DatasetSplits, args: argparse.Namespace, eps: float) -> list[dict]:
     """An adaptive attack on ER-Detector (ER1, regression trained on PGD), which the paper does not run: PGD on the
     classifier alone vs DetectorPGD ``combined`` and ``selective`` (classifier loss + the detector's score)."""
     n = min(args.n_detect, len(data.x_test))

@@ -29,7 +29,7 @@ VARIANTS: dict[str, dict[str, Any] | str] = {
 }
 
 
-def er_eps(args: argparse.Namespace, data: ra.Dataset) -> float:
+def er_eps(args: argparse.Namespace, data: ra.DatasetSplits) -> float:
     """The evaluation eps in pixel units: ``--eps``, else the paper's per dataset with ``--paper``, else the
     dataset's quick default (``_common.DEFAULT_EPS``)."""
     span = data.clip_values[1] - data.clip_values[0]
@@ -40,7 +40,7 @@ def er_eps(args: argparse.Namespace, data: ra.Dataset) -> float:
     return C.DEFAULT_EPS[args.dataset] * span
 
 
-def er_settings(args: argparse.Namespace, data: ra.Dataset) -> dict[str, Any]:
+def er_settings(args: argparse.Namespace, data: ra.DatasetSplits) -> dict[str, Any]:
     """Training settings shared by every model (``rce_art.settings.er_training_settings`` with the command line's
     overrides; printed with the results, "ours" where the paper is silent)."""
     eps = args.train_eps if args.train_eps is not None else er_eps(args, data)
@@ -51,7 +51,7 @@ def er_settings(args: argparse.Namespace, data: ra.Dataset) -> dict[str, Any]:
     return s
 
 
-def _er_net(data: ra.Dataset, k: int, model: str, variational: bool = False) -> torch.nn.Module:
+def _er_net(data: ra.DatasetSplits, k: int, model: str, variational: bool = False) -> torch.nn.Module:
     """The ER network for ``--model``: a small CNN trunk, or a ResNet-32/56 (CIFAR-10), plus the map to the code."""
     if model != "small":
         return ra.ERClassifier.resnet(data.input_shape[0], data.nb_classes, k=k, depth=int(model[-2:]),
@@ -92,7 +92,7 @@ def _art_baseline(kind: str, raw: Any, s: dict[str, Any], seed: int) -> _ARTRun:
     return _ARTRun(trainer, s["epochs"], s["batch_size"], seed)
 
 
-def train_all(args: argparse.Namespace, data: ra.Dataset, s: dict[str, Any], names: list[str]) -> dict[str, Any]:
+def train_all(args: argparse.Namespace, data: ra.DatasetSplits, s: dict[str, Any], names: list[str]) -> dict[str, Any]:
     """Train (or load) every named model; return ART classifiers by name."""
     models = {}
     for name in names:

@@ -73,14 +73,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     r = ra.DetectorPGD(eps, mode=mode, steps=args.steps, seed=args.seed).generate(det, xs, ys)
                     adv_scores = det.score(r.x_adv.numpy())
                     pred = det.detect(r.x_adv.numpy())[0]["predicted_class"]
-                    records.append(ra.adaptive_report(clean_scores, x_scores, adv_scores, pred, ys,
+                    records.append(ra.evaluation.adaptive_report(clean_scores, x_scores, adv_scores, pred, ys,
                                                       r.misclassified.numpy(), r.linf.numpy(), r.l2.numpy(),
                                                       clean_pred=clean_pred, objective=objective, detector=d,
                                                       attack=mode, eps=eps))
             if d == "kd" and not args.no_cw_wb:
                 cw = ra.CarliniWagnerWB(**C.cw_wb_params(args)).generate(det, torch.as_tensor(xs), torch.as_tensor(ys))
                 adv_scores = det.score(cw.x_adv.numpy())
-                records.append(ra.adaptive_report(clean_scores, x_scores, adv_scores,
+                records.append(ra.evaluation.adaptive_report(clean_scores, x_scores, adv_scores,
                                                   det.detect(cw.x_adv.numpy())[0]["predicted_class"], ys,
                                                   cw.misclassified.numpy(), (cw.x_adv - torch.as_tensor(xs)).flatten(1)
                                                   .abs().amax(1).numpy(), cw.l2.numpy(), clean_pred=clean_pred,
@@ -99,12 +99,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if sanity:
         print(f"\nSanity checks (selective PGD, eps {head}, {args.sanity_examples} inputs; success must not fall as steps "
               "double, unbounded misclassification should be 1.00, no zero / non-finite detector gradients)")
-        print(ra.markdown_table(sanity, ["model", "detector", "success_by_budget", "monotone",
+        print(ra.evaluation.markdown_table(sanity, ["model", "detector", "success_by_budget", "monotone",
                                          "unbounded_misclassification", "zero_grad", "nonfinite_grad"]))
     rows = [r for r in records if r["eps"] == head or r["attack"].startswith("cw-wb")]
     print(f"\nHeadline eps = {head} (L-inf, [0, 1] units): robust accuracy with detection @5 / served @5 / SR@5 and "
           "SR@50 over the served inputs / all-inputs SR@5 / AUC")
-    print(ra.markdown_table([{"model": r["objective"], "detector": r["detector"], "attack": r["attack"],
+    print(ra.evaluation.markdown_table([{"model": r["objective"], "detector": r["detector"], "attack": r["attack"],
                               "robust_acc@5": r["robust_acc@5"], "served@5": r["served@5"], "SR@5": r["SR@5"],
                               "SR@50": r["SR@50"], "SR_all@5": r["SR_all@5"], "auc": r["auc"],
                               "misclassified": r["misclassified"]} for r in rows],
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             k = (r["objective"], r["detector"])
             best[k] = max(best.get(k, 0.0), r["SR@5"])
     print("\nStrongest adaptive PGD per detector at the headline eps (max SR@5 over combined, selective, orthogonal):")
-    print(ra.markdown_table([{"detector": d, **{o: best.get((o, d), float("nan")) for o in objectives}}
+    print(ra.evaluation.markdown_table([{"detector": d, **{o: best.get((o, d), float("nan")) for o in objectives}}
                              for d in detectors], ["detector", *objectives]))
     print("\nDoes training with RCE (or PDM) make a detector harder to evade at this budget? (lower SR@5 = harder)")
     for d in detectors:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             verdict = "harder" if v < ce - 0.05 else "easier" if v > ce + 0.05 else "no clear difference (within 0.05)"
             print(f"- {d}: {o} {v:.3f} vs CE {ce:.3f} -> {verdict}")
     _plot(records, detectors, objectives, grid, args)
-    ra.write_records(records, args.out / f"adaptive-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(records, args.out / f"adaptive-{args.dataset}-{args.model}")
     print(f"\ntotal time {time.perf_counter() - t0:.0f}s")
     return records
 

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return records
     _print(records, objectives, detectors, grid)
     _plot(records, objectives, detectors, grid, args)
-    ra.write_records(records, args.out / f"adaptive-study-{args.dataset}")
+    ra.evaluation.write_records(records, args.out / f"adaptive-study-{args.dataset}")
     print(f"\ntotal time {time.perf_counter() - t0:.0f}s")
     return records
 
@@ -146,7 +146,7 @@ def _clean(det, xs, ys, threshold) -> tuple[np.ndarray, np.ndarray]:
 
 def _served(det, xs, ys, fpr) -> np.ndarray:
     """Inputs classified correctly and accepted on clean data at the operating point ``fpr``."""
-    correct, flagged = _clean(det, xs, ys, ra.calibrate_threshold(det.calibration_scores_.double().numpy(), fpr))
+    correct, flagged = _clean(det, xs, ys, ra.detectors.calibrate_threshold(det.calibration_scores_.double().numpy(), fpr))
     return correct & ~flagged
 
 
@@ -243,7 +243,7 @@ def _print(records, objectives, detectors, grid) -> None:
                           "only it": "-" if r.get("only_it") is None else f"{r['only_it']:.2f}",
                           "grads/input": f"{r['gradients_per_input']:.0f}", "s": f"{r['seconds']:.1f}",
                           "masking": r["masking"]})
-        print(ra.markdown_table(table, ["model", "detector", "attack", "robust acc @5", "served @5", "SR@5",
+        print(ra.evaluation.markdown_table(table, ["model", "detector", "attack", "robust acc @5", "served @5", "SR@5",
                                         "robust acc @50", "served @50", "SR@50", "SR@5 (all inputs)", "shortfall",
                                         "only it", "grads/input", "s", "masking"]))
     head = grid[0]
@@ -251,7 +251,7 @@ def _print(records, objectives, detectors, grid) -> None:
     print(f"\n## 10x budget at eps {head}: fraction of the served inputs broken by the attack at 10x its default "
           "budget that the standard worst case (default budget) left unbroken (Wilson 95%); the attack's SR@5 at 10x is "
           "at most the worst case's SR@5 plus this; 'holds' = that bound is within the worst case's interval")
-    print(ra.markdown_table([{"model": r["objective"], "detector": r["detector"], "attack": r["attack"],
+    print(ra.evaluation.markdown_table([{"model": r["objective"], "detector": r["detector"], "attack": r["attack"],
                               "attacked": r["n_attacked"],
                               "extra over worst case": _ci(r["broken"], r["served"]),
                               "bound on SR@5 at 10x": f"{r['bound_10x']:.2f} (<= {r['worst_case_hi']:.2f}?)",

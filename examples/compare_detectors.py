@@ -69,7 +69,7 @@ def run_seed(args, data, seed: int, detectors, attacks, eps: float,
         for a in attacks:
             dets = {**plain, **{d: combined[(d, a)] for d in detectors if d in COMBINED}}
             xs, xa, ys = x[sets["II"]], advs[a][sets["II"]], y[sets["II"]]
-            for r in ra.evaluate_detectors(dets, xs, xa, ys, data.clip_values, objective=objective, attack=a,
+            for r in ra.evaluation.evaluate_detectors(dets, xs, xa, ys, data.clip_values, objective=objective, attack=a,
                                            seed=seed, clean_acc=acc):
                 records.append(r)
             if keep_scores:  # for the figure (first seed only)
@@ -82,12 +82,12 @@ def run_seed(args, data, seed: int, detectors, attacks, eps: float,
             logits_c, ch_clean = first.compute_characteristics(x[sets["II"]])
             for b in attacks:
                 logits_b, ch_b = first.compute_characteristics(advs[b][sets["II"]])
-                keep = ra.kept_pairs(ys, logits_c.argmax(1).numpy(), logits_b.argmax(1).numpy())
+                keep = ra.evaluation.kept_pairs(ys, logits_c.argmax(1).numpy(), logits_b.argmax(1).numpy())
                 for a in attacks:
                     det = combined[(d, a)]
                     sc, sa = det.score_characteristics(ch_clean), det.score_characteristics(ch_b)
                     cross.append({"objective": objective, "detector": d, "fit_on": a, "test_on": b, "seed": seed,
-                                  "auc": ra.detection_auc(sc[keep], sa[keep])})
+                                  "auc": ra.evaluation.detection_auc(sc[keep], sa[keep])})
     return records, cross, scores
 
 
@@ -119,7 +119,7 @@ def figures(scores: dict, path) -> None:
     for j, key in enumerate(keys):
         for d, (sc, sa) in scores[key].items():
             f, t, _ = roc_curve(np.r_[np.zeros(sc.size), np.ones(sa.size)], -np.r_[sc, sa])
-            axes[0, j].plot(f, t, label=f"{d} ({ra.detection_auc(sc, sa):.2f})")
+            axes[0, j].plot(f, t, label=f"{d} ({ra.evaluation.detection_auc(sc, sa):.2f})")
         axes[0, j].plot([0, 1], [0, 1], "k:", lw=0.8)
         axes[0, j].set_title(f"{key[0]} / {key[1].upper()}: ROC, all set-II inputs"), axes[0, j].legend(fontsize=6)
         sc, sa = scores[key].get("kd", next(iter(scores[key].values())))
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
-    unknown = (set(detectors) - set(DETECTORS)) | (set(attacks) - set(ra.PAPER_ATTACKS))
+    unknown = (set(detectors) - set(DETECTORS)) | (set(attacks) - set(ra.adapters.PAPER_ATTACKS))
     if unknown:
         parser.error(f"unknown detectors or attacks: {sorted(unknown)}")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -165,13 +165,13 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append({"attack": a, "obj": o, **{d: f"{by[(a, o, d)]['auc']:.3f} ± {by[(a, o, d)]['auc_sd']:.3f}"
                                                    for d in detectors}})
     print(f"\nAUC on set II (mean ± sd over seeds {seeds}); combiners fitted on the same attack's set I")
-    print(ra.markdown_table(rows, ["attack", "obj", *detectors]))
+    print(ra.evaluation.markdown_table(rows, ["attack", "obj", *detectors]))
     for value in ("tpr", "acc_nadv", "acc_com"):
         s = {(r["attack"], r["objective"], r["detector"]): r for r in summarise(records, ("attack", "objective",
                                                                                             "detector"), value)}
         print(f"\n{value} (mean over seeds)" + (" at 5% FPR over kept pairs" if value == "tpr" else
                                                  " at the calibrated threshold, all attacked inputs of set II"))
-        print(ra.markdown_table([{"attack": a, "obj": o, **{d: s[(a, o, d)][value] for d in detectors}}
+        print(ra.evaluation.markdown_table([{"attack": a, "obj": o, **{d: s[(a, o, d)][value] for d in detectors}}
                                  for a in attacks for o in ("CE", "RCE")], ["attack", "obj", *detectors]))
     if cross:
         cs = summarise(cross, ("objective", "detector", "fit_on", "test_on"), "auc")
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
             for d in sorted({c["detector"] for c in cross}):
                 m = {(c["fit_on"], c["test_on"]): c["auc"] for c in cs if c["objective"] == o and c["detector"] == d}
                 print(f"{o} {d}:")
-                print(ra.markdown_table([{"fit on": a, **{b: m[(a, b)] for b in attacks}} for a in attacks],
+                print(ra.evaluation.markdown_table([{"fit on": a, **{b: m[(a, b)] for b in attacks}} for a in attacks],
                                         ["fit on", *attacks]))
     mean = {(o, d): float(np.nanmean([r["auc"] for r in auc if r["objective"] == o and r["detector"] == d]))
             for o in ("CE", "RCE") for d in detectors}
@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
     fig_dir = args.out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     figures(scores, fig_dir / f"detectors-{args.dataset}.png")
-    ra.write_records(records, args.out / f"detectors-{args.dataset}-{args.model}")
-    ra.write_records(cross, args.out / f"detectors-cross-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(records, args.out / f"detectors-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(cross, args.out / f"detectors-cross-{args.dataset}-{args.model}")
     print(f"\nfigure: {fig_dir / f'detectors-{args.dataset}.png'}; total time {time.perf_counter() - t0:.0f}s")
     return {"records": records, "cross": cross, "auc": auc}
 

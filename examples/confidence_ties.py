@@ -30,20 +30,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for objective, clf in C.train_models(args, data).items():
         with C.threshold_unused():  # AUCs only
             det = ra.KDensityDetector(clf, seed=args.seed).fit(data.x_train, data.y_train)
-        clean = ra.metric_scores(det, x)
+        clean = ra.evaluation.metric_scores(det, x)
         for name in ("bim", "cw-hc"):
             attack = C.build_paper_attack(name, clf, args, eps)
-            adv = ra.metric_scores(det, attack.generate(x))
-            keep = ra.kept_pairs(y, clean["predicted_class"], adv["predicted_class"])
+            adv = ra.evaluation.metric_scores(det, attack.generate(x))
+            keep = ra.evaluation.kept_pairs(y, clean["predicted_class"], adv["predicted_class"])
             both = np.r_[clean["confidence"][keep], adv["confidence"][keep]]
             records.append({
                 "objective": objective, "attack": name, "pairs": int(keep.sum()),
                 "tied_at_1.0": float((both == 1.0).mean()),
-                "auc_probability (0.1)": ra.detection_auc(clean["confidence"][keep], adv["confidence"][keep]),
-                "auc_log_odds (0.2)": ra.detection_auc(clean["confidence_log_odds"][keep],
+                "auc_probability (0.1)": ra.evaluation.detection_auc(clean["confidence"][keep], adv["confidence"][keep]),
+                "auc_log_odds (0.2)": ra.evaluation.detection_auc(clean["confidence_log_odds"][keep],
                                                        adv["confidence_log_odds"][keep]),
             })
-    print(ra.markdown_table(records, ["objective", "attack", "pairs", "tied_at_1.0", "auc_probability (0.1)",
+    print(ra.evaluation.markdown_table(records, ["objective", "attack", "pairs", "tied_at_1.0", "auc_probability (0.1)",
                                       "auc_log_odds (0.2)"]))
     return records
 

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                      "w1_per_seed": [round(w, 3) for w in w1s]})
         print(f"encoder_lr={rate:g}: acc {np.mean(accs):.3f} sliced W1 {np.mean(w1s):.3f} "
               f"({time.perf_counter() - t0:.0f}s)", flush=True)
-    print(ra.markdown_table(rows, ["encoder_lr", "clean_acc", "acc_per_seed", "sliced_w1", "w1_per_seed"]))
+    print(ra.evaluation.markdown_table(rows, ["encoder_lr", "clean_acc", "acc_per_seed", "sliced_w1", "w1_per_seed"]))
     print(f"total time {time.perf_counter() - t0:.0f}s")
     return rows
 

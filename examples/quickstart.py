@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> list[dict]:
         # the protocol reports AUCs, not the threshold; calibrating it on the test inputs keeps fit from warning
         detector = ra.KDensityDetector(classifier, seed=args.seed).fit(data.x_train, data.y_train,
                                                                         x_calibration=data.x_test)
-        clean = ra.metric_scores(detector, data.x_test)
+        clean = ra.evaluation.metric_scores(detector, data.x_test)
         print(
             f"{objective}: clean test accuracy {acc:.4f}, mean non-ME {clean['non_me'].mean():.3f}, "
             f"K-density bandwidth sigma={detector.bandwidth_:.4g}"
@@ -90,14 +90,14 @@ def _run(args: argparse.Namespace) -> list[dict]:
         for name, attack in attacks.items():
             x_adv = attack.generate(x).astype(np.float32)
             records.append(
-                ra.evaluate_attack(
+                ra.evaluation.evaluate_attack(
                     detector, x, x_adv, y, data.clip_values, attack=name, objective=objective, clean_acc=acc
                 )
             )
     columns = ["attack", "objective", "n_pairs", "success_rate", "distortion"]
     columns += ["auc_confidence", "auc_non_me", "auc_kdensity"]
     print("\nROC-AUC of detecting adversarial inputs (paper protocol; higher is better)")
-    print(ra.markdown_table(sorted(records, key=lambda r: (r["attack"], r["objective"])), columns))
+    print(ra.evaluation.markdown_table(sorted(records, key=lambda r: (r["attack"], r["objective"])), columns))
     print(f"\ntotal time {time.perf_counter() - t0:.0f}s")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

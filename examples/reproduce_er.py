@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "detection" in out:
         DET.detection_claims(out["detection"])
     print(f"\ntotal time {time.perf_counter() - t0:.0f}s; figures in {args.out / 'figures'}")
-    ra.write_records([*out["robustness"], *out.get("detection", [])], args.out / f"er-{args.dataset}")
+    ra.evaluation.write_records([*out["robustness"], *out.get("detection", [])], args.out / f"er-{args.dataset}")
     return out
 
 

@@ -90,21 +90,21 @@ def main(argv: list[str] | None = None) -> dict:
     for col, (objective, clf) in enumerate(models.items()):
         with C.threshold_unused():  # AUCs and histograms only
             det = ra.KDensityDetector(clf, seed=args.seed).fit(data.x_train, data.y_train)
-        clean = ra.metric_scores(det, x)
+        clean = ra.evaluation.metric_scores(det, x)
         hist_axes[col].hist(clean["kdensity"], bins=40, histtype="step", label="normal", density=True)
         for name in names:
             attack = C.build_paper_attack(name, clf, args, eps)
             x_adv = attack.generate(x)
-            adv = ra.metric_scores(det, x_adv)
-            keep = ra.kept_pairs(y, clean["predicted_class"], adv["predicted_class"])
+            adv = ra.evaluation.metric_scores(det, x_adv)
+            keep = ra.evaluation.kept_pairs(y, clean["predicted_class"], adv["predicted_class"])
             scores = adv["kdensity"] if name == "rand" else adv["kdensity"][keep]
             hist_axes[col].hist(scores, bins=40, histtype="step", label=name.upper(), density=True)
             if name in ("cw", "cw-hc"):
-                dist[(name, objective)] = ra.distortion(x[keep], x_adv[keep], data.clip_values)
+                dist[(name, objective)] = ra.evaluation.distortion(x[keep], x_adv[keep], data.clip_values)
             if name != "rand" and keep.any():
                 labels = np.r_[np.zeros(keep.sum()), np.ones(keep.sum())]
                 fpr, tpr, _ = roc_curve(labels, -np.r_[clean["kdensity"][keep], adv["kdensity"][keep]])
-                roc_axes[col].plot(fpr, tpr, label=f"{name.upper()} (AUC {ra.detection_auc(clean['kdensity'][keep], adv['kdensity'][keep]):.3f})")
+                roc_axes[col].plot(fpr, tpr, label=f"{name.upper()} (AUC {ra.evaluation.detection_auc(clean['kdensity'][keep], adv['kdensity'][keep]):.3f})")
         hist_axes[col].set_title(f"{objective}: log K-density"), hist_axes[col].legend(fontsize=7)
         roc_axes[col].plot([0, 1], [0, 1], "k:", lw=0.8)
         roc_axes[col].set_title(f"{objective}: K-density ROC"), roc_axes[col].legend(fontsize=7)
@@ -119,10 +119,10 @@ def main(argv: list[str] | None = None) -> dict:
     ax.set_ylabel("minimal distortion ([0, 255] scale)"), ax.set_title("C&W minimal distortions")
     fig.tight_layout(), fig.savefig(fig_dir / "cw_distortion.png", dpi=120), plt.close(fig)
 
-    print(ra.markdown_table(acc_records, ["attack", "objective", "perturbation", "accuracy"]))
+    print(ra.evaluation.markdown_table(acc_records, ["attack", "objective", "perturbation", "accuracy"]))
     for (a, o), d in sorted(dist.items()):
         print(f"{a.upper()} ({o}): median minimal distortion {np.median(d):.2f} over {d.size} successful examples")
-    ra.write_records(acc_records, args.out / f"figure2a-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(acc_records, args.out / f"figure2a-{args.dataset}-{args.model}")
     print(f"figures written to {fig_dir} in {time.perf_counter() - t0:.0f}s")
     return {"accuracy": acc_records, "distortion": {f"{a}/{o}": float(np.median(d)) for (a, o), d in dist.items()}}
 

@@ -80,7 +80,7 @@ def kd_detector(clf, data, args, bandwidth: str):
 
 def evaluate(clf, det, data, x, y, attack: str, eps: float, args, **labels) -> dict:
     x_adv = craft(attack, clf, x, eps, args)
-    rec = ra.evaluate_attack(det, x, x_adv, y, data.clip_values, attack=attack, eps=eps, **labels)
+    rec = ra.evaluation.evaluate_attack(det, x, x_adv, y, data.clip_values, attack=attack, eps=eps, **labels)
     rec["accuracy_adv"] = C.accuracy(clf, x_adv, y)
     return rec
 
@@ -129,7 +129,7 @@ def grid(args, data, settings, x, y, eps0, ce_record) -> list[dict]:
     t0 = time.perf_counter()
     for i, l1 in enumerate(values):
         for j, l2 in enumerate(values):
-            obj = ra.ComposedObjective(rce_smoothing=l1, logit_squeezing=l2)
+            obj = ra.losses.ComposedObjective(rce_smoothing=l1, logit_squeezing=l2)
             clf = train(args, data, settings, f"grid l1={l1:g},l2={l2:g}", obj)
             det = kd_detector(clf, data, args, "auto")
             rec = evaluate(clf, det, data, x, y, "pgd", eps0, args, lambda_1=l1, lambda_2=l2, grid=True,
@@ -167,7 +167,7 @@ def tsne(models, args, data, settings) -> list[dict]:
     x, y = C.attack_subset(data, args.tsne_examples, args.seed)
     shown = dict(models)
     for lam in (0.0, 1.0, args.large_lambda):  # above L - 1 the objective trains a reverse classifier
-        obj = ra.ComposedObjective(rce_smoothing=lam)
+        obj = ra.losses.ComposedObjective(rce_smoothing=lam)
         shown[f"LS lambda={lam:g}"] = train(args, data, settings, f"grid l1={lam:g},l2=0", obj,
                                             reverse=lam > data.nb_classes - 1)
     out, records = {}, []
@@ -242,9 +242,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"settings: dataset={args.dataset} model={args.model} n_examples={len(x)} eps={eps0} (pixel range 1) "
           f"seed={args.seed} bandwidth={args.bandwidth} grid={args.grid} training={settings} "
           f"attacks: FGSM, BIM/PGD 10 x eps/10 (ART), PGD random start")
-    models = {"CE": train(args, data, settings, "CE", ra.ComposedObjective()),
+    models = {"CE": train(args, data, settings, "CE", ra.losses.ComposedObjective()),
               "RCE": train(args, data, settings, "RCE", reverse=True),
-              "OVM": train(args, data, settings, "OVM", ra.ComposedObjective(output_variance=1.0))}
+              "OVM": train(args, data, settings, "OVM", ra.losses.ComposedObjective(output_variance=1.0))}
     records = table2_3(models, data, x, y, eps0, args)
     figure4(models, records, data, x, y, eps0, args)
     if not args.skip_tsne:
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ce = evaluate(models["CE"], kd_detector(models["CE"], data, args, "auto"), data, x, y, "pgd", geps, args)
         records += grid(args, data, settings, x, y, geps, ce)
     print(f"\ntotal time {time.perf_counter() - t_start:.0f}s; figures in {args.out / 'figures'}")
-    ra.write_records(records, args.out / f"lemesle-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(records, args.out / f"lemesle-{args.dataset}-{args.model}")
     return records
 
 

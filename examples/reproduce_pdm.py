@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         axes[i].set_title(f"{v} (DBI {dbi:.2f})"), axes[i].set_xticks([]), axes[i].set_yticks([])
     fig.tight_layout(), fig.savefig(fig_dir / "pdm_tsne.png", dpi=110), plt.close(fig)
     print("\nTable 1: clean accuracy (%) and Davies-Bouldin index of final hidden features (lower = tighter clusters)")
-    print(ra.markdown_table(t1, ["variant", "accuracy_%", "paper_mnist_%", "paper_cifar10_%", "davies_bouldin"], 2))
+    print(ra.evaluation.markdown_table(t1, ["variant", "accuracy_%", "paper_mnist_%", "paper_cifar10_%", "davies_bouldin"], 2))
 
     # Table 2 (gray-box) and Figure 3
     t2 = []
@@ -115,12 +115,12 @@ def main(argv: list[str] | None = None) -> dict:
         row = {"attack": name}
         for v in DETECTED:
             atk = C.build_paper_attack(attack_name, models[v], args, eps or 0.1)
-            rec = ra.evaluate_attack(dets[v], x, atk.generate(x), y, data.clip_values)
+            rec = ra.evaluation.evaluate_attack(dets[v], x, atk.generate(x), y, data.clip_values)
             row[v] = rec["auc_kdensity"]
         row["paper (MNIST / CIFAR-10) B/R/P"] = " | ".join(_paper(PAPER_T2[name], v) for v in DETECTED)
         t2.append(row)
     print("\nTable 2 (gray-box): K-density AUC; paper column: Baseline, RCE, PDM each as MNIST / CIFAR-10")
-    print(ra.markdown_table(t2, ["attack", *DETECTED, "paper (MNIST / CIFAR-10) B/R/P"]))
+    print(ra.evaluation.markdown_table(t2, ["attack", *DETECTED, "paper (MNIST / CIFAR-10) B/R/P"]))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     grid = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2)
@@ -142,20 +142,20 @@ def main(argv: list[str] | None = None) -> dict:
         ok = r.success.cpu().numpy()
         x_adv = r.x_adv.cpu().numpy()
         # sqrt(sum((x* - x)^2) / n) per example with pixels scaled to [0, 1], averaged (PDM paper, Table 3)
-        d01 = float(ra.distortion(x[ok], x_adv[ok], data.clip_values).mean() / 255.0) if ok.any() else float("nan")
-        auc_wb = ra.detection_auc(dets[v].score(x[ok]), dets[v].score(x_adv[ok])) if ok.any() else float("nan")
+        d01 = float(ra.evaluation.distortion(x[ok], x_adv[ok], data.clip_values).mean() / 255.0) if ok.any() else float("nan")
+        auc_wb = ra.evaluation.detection_auc(dets[v].score(x[ok]), dets[v].score(x_adv[ok])) if ok.any() else float("nan")
         distill_epochs = args.distill_epochs or (C.default_epochs(args, len(data.x_train)) if args.paper else 1)
         proxy = distill(models[v], data, args, distill_epochs)
         with C.threshold_unused():  # the attacker's substitute, calibrated on the data the attacker has
             proxy_det = ra.KDensityDetector(proxy, seed=args.seed).fit(data.x_train, data.y_train)
         xb = cw_wb(proxy_det, x, targets, args).x_adv.cpu().numpy()
-        bb = ra.evaluate_attack(dets[v], x, xb, y, data.clip_values)
+        bb = ra.evaluation.evaluate_attack(dets[v], x, xb, y, data.clip_values)
         t34.append({"variant": v, "wb_success": float(ok.mean()), "wb_distortion_01": d01, "wb_auc_kdensity": auc_wb,
                     "paper_distortion (MNIST / CIFAR-10)": _paper(PAPER_T3.values(), v),
                     "bb_fools_target": bb["success_rate"], "bb_auc_kdensity": bb["auc_kdensity"],
                     "paper_bb_auc (MNIST / CIFAR-10)": _paper(PAPER_T4.values(), v)})
     print("\nTables 3 (white-box C&W-wb) and 4 (black-box: C&W-wb on a distilled proxy, scored by the target's detector)")
-    print(ra.markdown_table(t34, ["variant", "wb_success", "wb_distortion_01", "wb_auc_kdensity",
+    print(ra.evaluation.markdown_table(t34, ["variant", "wb_success", "wb_distortion_01", "wb_auc_kdensity",
                                  "paper_distortion (MNIST / CIFAR-10)", "bb_fools_target", "bb_auc_kdensity",
                                  "paper_bb_auc (MNIST / CIFAR-10)"]))
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
     for text, held, numbers in claims:
         print(f"- {text}: {numbers} -> {'holds' if held else 'does NOT hold'}")
     for stem, recs in (("pdm-table1", t1), ("pdm-table2", t2), ("pdm-table34", t34), ("pdm-figure3", resiliency)):
-        ra.write_records(recs, args.out / f"{stem}-{args.dataset}-{args.model}")
+        ra.evaluation.write_records(recs, args.out / f"{stem}-{args.dataset}-{args.model}")
     print(f"\nfigures in {fig_dir}; total time {time.perf_counter() - t0:.0f}s")
     return {"table1": t1, "table2": t2, "table34": t34}
 

@@ -25,12 +25,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         paper = {ds: TABLE1_ERROR[ds].get((args.model, objective), float("nan")) for ds in TABLE1_ERROR}
         records.append({"objective": objective, "model": args.model, "dataset": args.dataset, "test_error_%": err,
                         "paper_mnist_%": paper["mnist"], "paper_cifar10_%": paper["cifar10"]})
-    print(ra.markdown_table(records, ["model", "objective", "dataset", "test_error_%", "paper_mnist_%",
+    print(ra.evaluation.markdown_table(records, ["model", "objective", "dataset", "test_error_%", "paper_mnist_%",
                                       "paper_cifar10_%"], digits=2))
     gap = records[1]["test_error_%"] - records[0]["test_error_%"]
     print(f"claim 'RCE is as accurate as CE': RCE - CE = {gap:+.2f} points -> "
           f"{'holds' if gap <= 1.0 else 'does NOT hold'} on this run (tolerance 1 point)")
-    ra.write_records(records, args.out / f"table1-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(records, args.out / f"table1-{args.dataset}-{args.model}")
     return records
 
 

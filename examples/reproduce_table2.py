@@ -96,13 +96,13 @@ def print_table(records: list[dict], args, n: int, bandwidth: str) -> None:
     print(f"\nTable 2 ({args.dataset}, {args.model}, {n} examples, K-density bandwidth {bandwidth}): each cell is "
           "ours / paper MNIST / paper CIFAR-10 (paper: ResNet-32; AUCs in [0, 1]; distortion on the [0, 255] scale; "
           "confidence ranked by its log-odds, which has no float32 ties)")
-    print(ra.markdown_table(rows, ["attack", "obj", "pairs", "success", "sigma", "distortion", "Confidence", "non-ME",
+    print(ra.evaluation.markdown_table(rows, ["attack", "obj", "pairs", "success", "sigma", "distortion", "Confidence", "non-ME",
                                    "K-density", "ms/example"], digits=3))
     extra = sorted({k[4:] for r in records for k in r if k.startswith("auc_") and k[4:] not in
                     ("confidence", "non_me", "kdensity")})
     if extra:
         print("\nMore detectors (AUC / TPR at 5% FPR over the kept pairs; ACC-NADV / ACC-COM at their thresholds):")
-        print(ra.markdown_table([{"attack": r["attack"], "obj": r["objective"],
+        print(ra.evaluation.markdown_table([{"attack": r["attack"], "obj": r["objective"],
                                   **{d: f"{r[f'auc_{d}']:.3f} / {r[f'tpr_{d}']:.3f} / {r[f'acc_nadv_{d}']:.3f} / "
                                         f"{r[f'acc_com_{d}']:.3f}" for d in extra}}
                                  for r in records if r["attack"] != "average"], ["attack", "obj", *extra]))
@@ -120,7 +120,7 @@ def finish(records: list[dict], args, n: int, bandwidths: tuple[str, ...]) -> li
         for r in mine:
             r.setdefault("sigma", next(q["sigma"] for q in mine if q["objective"] == r["objective"] and "sigma" in q))
         print_table(mine, args, n, bw)
-    ra.write_records(records, args.out / f"table2-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(records, args.out / f"table2-{args.dataset}-{args.model}")
     return records
 
 
@@ -134,7 +134,7 @@ def merge(args) -> list[dict]:
         objective, attack, bw = key.split("|")
         info = part["info"]
         spe = sum(i["seconds_per_example"] * i["n_shard"] for i in info) / max(sum(i["n_shard"] for i in info), 1)
-        rec = ra.report_from_scores(part["scores"], attack=attack, objective=objective, bandwidth=bw,
+        rec = ra.evaluation.report_from_scores(part["scores"], attack=attack, objective=objective, bandwidth=bw,
                                     sigma=info[0]["sigma"])
         rec.update(backend=info[0]["backend"], seconds_per_example=spe, settings=info[0]["settings"])
         records.append(rec)
@@ -188,7 +188,7 @@ def run(args, extra: list[str], shard: tuple[int, int] | None) -> list[dict]:
         for name in args.attacks:
             attack = C.build_paper_attack(name, clf, args, eps)
             if sharded:  # this process's / job's slice; per-example results gathered (torchrun) or saved (--shard)
-                scores = ra.sharded_example_scores(attack.generate, dets, x, y, data.clip_values,
+                scores = ra.evaluation.sharded_example_scores(attack.generate, dets, x, y, data.clip_values,
                                                    block=C.ATTACK_BATCH, shard=shard)
             else:
                 x_adv = attack.generate(x)
@@ -201,8 +201,8 @@ def run(args, extra: list[str], shard: tuple[int, int] | None) -> list[dict]:
                         **info, "sigma": det.bandwidth_, "n_shard": len(scores[bw]["y"])}}
                     print(f"  {attack.describe()}: shard of {len(scores[bw]['y'])} examples done", flush=True)
                     continue
-                rec = (ra.report_from_scores(scores[bw], **labels) if sharded else
-                       ra.evaluate_attack(det, x, x_adv, y, data.clip_values, detectors=others, **labels))
+                rec = (ra.evaluation.report_from_scores(scores[bw], **labels) if sharded else
+                       ra.evaluation.evaluate_attack(det, x, x_adv, y, data.clip_values, detectors=others, **labels))
                 rec.update(info)
                 records.append(rec)
                 print(f"  {attack.describe()}: {rec['n_pairs']} pairs, success {rec['success_rate']:.3f}, "
@@ -212,7 +212,7 @@ def run(args, extra: list[str], shard: tuple[int, int] | None) -> list[dict]:
         meta = {"dataset": args.dataset, "model": args.model, "attacks": list(args.attacks), "n": len(x), "eps": eps,
                 "seed": args.seed, "bandwidths": list(bandwidths), "epochs": C.default_epochs(args, len(data.x_train)),
                 "backend": args.backend, "paper": args.paper}
-        path = ra.save_shard(args.out / f"table2-{args.dataset}-{args.model}-shard-{shard[0]}-of-{shard[1]}.json",
+        path = ra.evaluation.save_shard(args.out / f"table2-{args.dataset}-{args.model}-shard-{shard[0]}-of-{shard[1]}.json",
                              parts, shard=shard, n=len(x), meta=meta)
         print(f"\nwrote {path}; when every shard is done: python examples/reproduce_table2.py --merge "
               f"{args.out}/table2-{args.dataset}-{args.model}-shard-*-of-{shard[1]}.json")

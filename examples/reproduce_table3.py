@@ -51,7 +51,7 @@ def summarise(result, det, x, clip) -> dict:
     ok = result.success.cpu().numpy()
     x_adv = result.x_adv.cpu().numpy()
     flagged = det.detect(x_adv[mis])[1] if mis.any() else np.zeros(0, bool)
-    d = ra.distortion(x, x_adv, clip)
+    d = ra.evaluation.distortion(x, x_adv, clip)
     return {
         "misclassified": float(mis.mean()),
         "ratio_f2_pos": float((result.f2.cpu().numpy()[mis] > 0).mean()) if mis.any() else float("nan"),
@@ -125,14 +125,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rec[f"paper_{ds}_ratio_hc"] = TABLE6_RATIO[ds][objective]
         records.append(rec)
     print(f"\nTable 3 ({args.dataset}, {args.model}): C&W-wb, kappa = 0 (paper: ResNet-32)")
-    print(ra.markdown_table(records, ["objective", "ratio_f2_pos", "paper_mnist_ratio", "paper_cifar10_ratio",
+    print(ra.evaluation.markdown_table(records, ["objective", "ratio_f2_pos", "paper_mnist_ratio", "paper_cifar10_ratio",
                                       "distortion", "paper_mnist_distortion", "paper_cifar10_distortion",
                                       "distortion_returned", "misclassified", "success", "undetected_at_threshold",
                                       "s_per_example"]))
     print("ratio_f2_pos: over returned examples that reach their target; distortion: mean over examples passing "
           "both tests (the paper's column); distortion_returned: over every returned example reaching its target")
     print("\nTable 6: high-confidence C&W-wb, kappa = 5")
-    print(ra.markdown_table(records, ["objective", "ratio_f2_pos_hc", "paper_mnist_ratio_hc", "distortion_hc",
+    print(ra.evaluation.markdown_table(records, ["objective", "ratio_f2_pos_hc", "paper_mnist_ratio_hc", "distortion_hc",
                                       "distortion_returned_hc", "misclassified_hc", "success_hc",
                                       "undetected_at_threshold_hc"]))
     ce, rce = records
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"{'holds' if hc >= 0.99 else 'does NOT hold'}")
     (args.out / "figures").mkdir(parents=True, exist_ok=True)
     figure3(x, advs, args.out / "figures" / "figure3.png")
-    ra.write_records(records, args.out / f"table3-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(records, args.out / f"table3-{args.dataset}-{args.model}")
     print(f"\nfigure written to {args.out / 'figures' / 'figure3.png'}; total time {time.perf_counter() - t0:.0f}s")
     return records
 

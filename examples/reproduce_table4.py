@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                                     targeted=True, verbose=not args.quiet)
         x_adv = result.x_adv.cpu().numpy()
         for t_obj, t_det in target_dets.items():
-            rec = ra.evaluate_attack(t_det, x, x_adv, y, data.clip_values, substitute=s_obj, target=t_obj)
+            rec = ra.evaluation.evaluate_attack(t_det, x, x_adv, y, data.clip_values, substitute=s_obj, target=t_obj)
             rec["success_on_substitute"] = float(result.success.float().mean())
             rec["paper_cifar10_auc_kdensity"] = TABLE4_CIFAR_AUC[(s_obj, t_obj)]
             rec["flagged_at_threshold"] = float(t_det.detect(x_adv[result.misclassified.cpu().numpy()])[1].mean()) \
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             records.append(rec)
     print(f"\nTable 4 ({args.dataset}): substitute {args.model} -> target {target_model}; 'success_rate' = fraction "
           "of correctly classified inputs whose C&W-wb example still fools the target")
-    print(ra.markdown_table(records, ["substitute", "target", "success_on_substitute", "success_rate", "n_pairs",
+    print(ra.evaluation.markdown_table(records, ["substitute", "target", "success_on_substitute", "success_rate", "n_pairs",
                                       "auc_kdensity", "paper_cifar10_auc_kdensity", "flagged_at_threshold"]))
     worst = max(r["success_rate"] for r in records)
     print("\nClaims of the paper, on this run:")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"- the target's K-density detector keeps a high AUC in all four cases (paper: > 0.95 on MNIST, "
           f"0.75-0.91 on CIFAR-10): lowest {low:.3f} -> {'holds' if low > 0.95 else 'does NOT hold'} at the MNIST level"
           " (AUCs over few pairs are noisy)")
-    ra.write_records(records, args.out / f"table4-{args.dataset}-{args.model}")
+    ra.evaluation.write_records(records, args.out / f"table4-{args.dataset}-{args.model}")
     print(f"\ntotal time {time.perf_counter() - t0:.0f}s")
     return records
 

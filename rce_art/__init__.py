@@ -1,22 +1,28 @@
-"""rce-art: robust detection of adversarial examples (RCE training + K-density), as an ART plugin."""
+"""rce-art: robust detection of adversarial examples (RCE training + a family of detectors), as an ART plugin.
+
+The top level holds the user's path: data, models, trainers, detectors, attacks and [`evaluate`][rce_art.evaluate].
+Everything else lives in its subpackage (``rce_art.losses``, ``rce_art.metrics``, ``rce_art.evaluation`` for the
+paper protocol and the rates, ``rce_art.adapters`` for the toolkits, ``rce_art.robustness`` for the one-call
+report's parts). Names that 0.6 exported here and 0.7 moved keep working until 0.8, with a ``DeprecationWarning``
+naming their new home.
+"""
 
 from typing import Any
 
 from rce_art import distributed
-from rce_art.adapters import PAPER_ATTACKS, STANDARD_ENSEMBLE, build_adaptive_attack, build_attack, standard_ensemble
+from rce_art._deprecation import moved_attribute
+from rce_art.adapters import build_attack
 from rce_art.attacks import (
     CarliniWagnerWB,
     CarliniWagnerWBART,
-    CWResult,
     DetectorAsClass,
     DetectorPGD,
     DetectorPGDART,
     RayS,
     UniformNoise,
 )
-from rce_art.data import Dataset, load_dataset
+from rce_art.data import DatasetSplits, load_dataset
 from rce_art.detectors import (
-    PAPER_BANDWIDTHS,
     BayesianUncertaintyDetector,
     ConfidenceDetector,
     ERDetector,
@@ -26,40 +32,10 @@ from rce_art.detectors import (
     MahalanobisDetector,
     NonMEDetector,
     ScoreDetector,
-    calibrate_threshold,
     load_detector,
 )
-from rce_art.evaluation import (
-    WorstCaseEnsemble,
-    WorstCaseResult,
-    adaptive_report,
-    cw_wb_sanity,
-    detection_auc,
-    distortion,
-    evaluate_attack,
-    evaluate_detectors,
-    example_scores,
-    kept_pairs,
-    load_shards,
-    markdown_table,
-    metric_scores,
-    report_from_scores,
-    save_shard,
-    sharded_example_scores,
-    tpr_at_fpr,
-    write_records,
-)
-from rce_art.exceptions import CalibrationWarning, GradientMaskingWarning, NotFittedError
-from rce_art.losses import (
-    ComposedObjective,
-    ReduceVarianceLoss,
-    ReverseCrossEntropyLoss,
-    SiameseCosineLoss,
-    reduce_variance_loss,
-    reverse_cross_entropy,
-    siamese_cosine_loss,
-)
-from rce_art.metrics import confidence, confidence_log_odds, non_me, wilson_interval
+from rce_art.evaluation import WorstCaseEnsemble
+from rce_art.exceptions import CalibrationWarning, GradientMaskingWarning, InvalidParameterError, NotFittedError
 from rce_art.models import (
     Critic,
     ERClassifier,
@@ -74,23 +50,18 @@ from rce_art.models import (
 from rce_art.robustness import EvaluationReport, evaluate
 from rce_art.training import CETrainer, ERTrainer, ObjectiveTrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 __all__ = [
-    "PAPER_ATTACKS",
-    "PAPER_BANDWIDTHS",
-    "STANDARD_ENSEMBLE",
     "BayesianUncertaintyDetector",
     "CETrainer",
-    "CWResult",
     "CalibrationWarning",
     "CarliniWagnerWB",
     "CarliniWagnerWBART",
     "CarliniWagnerWBTorchattacks",
-    "ComposedObjective",
     "ConfidenceDetector",
     "Critic",
-    "Dataset",
+    "DatasetSplits",
     "DetectorAsClass",
     "DetectorPGD",
     "DetectorPGDART",
@@ -101,6 +72,7 @@ __all__ = [
     "EvaluationReport",
     "FeatureTap",
     "GradientMaskingWarning",
+    "InvalidParameterError",
     "KDBUDetector",
     "KDensityDetector",
     "LIDDetector",
@@ -112,59 +84,54 @@ __all__ = [
     "PreActResNet",
     "RCETrainer",
     "RayS",
-    "ReduceVarianceLoss",
-    "ReverseCrossEntropyLoss",
     "ReverseLogits",
     "ScoreDetector",
-    "SiameseCosineLoss",
     "SmallCNN",
     "TorchTrainer",
     "UniformNoise",
     "WorstCaseEnsemble",
-    "WorstCaseResult",
     "__version__",
-    "adaptive_report",
-    "build_adaptive_attack",
     "build_attack",
-    "calibrate_threshold",
-    "confidence",
-    "confidence_log_odds",
-    "cw_wb_sanity",
-    "detection_auc",
-    "distortion",
     "distributed",
     "evaluate",
-    "evaluate_attack",
-    "evaluate_detectors",
-    "example_scores",
-    "kept_pairs",
     "load_dataset",
     "load_detector",
-    "load_shards",
     "make_art_classifier",
-    "markdown_table",
-    "metric_scores",
-    "non_me",
-    "reduce_variance_loss",
-    "report_from_scores",
     "resnet32",
     "resnet56",
-    "reverse_cross_entropy",
-    "save_shard",
-    "sharded_example_scores",
-    "siamese_cosine_loss",
-    "standard_ensemble",
-    "tpr_at_fpr",
     "train_model",
-    "wilson_interval",
-    "write_records",
 ]
+
+#: 0.6's top-level names that moved to their subpackage in 0.7 (working, with a DeprecationWarning, until 0.8).
+MOVED = {
+    "Dataset": "rce_art.data:DatasetSplits",
+    "PAPER_ATTACKS": "rce_art.adapters:PAPER_ATTACKS",
+    "STANDARD_ENSEMBLE": "rce_art.adapters:STANDARD_ENSEMBLE",
+    "build_adaptive_attack": "rce_art.adapters:build_adaptive_attack",
+    "standard_ensemble": "rce_art.adapters:standard_ensemble",
+    "CWResult": "rce_art.attacks:CWResult",
+    "PAPER_BANDWIDTHS": "rce_art.detectors:PAPER_BANDWIDTHS",
+    "calibrate_threshold": "rce_art.detectors:calibrate_threshold",
+    "WorstCaseResult": "rce_art.evaluation:WorstCaseResult",
+    **{name: f"rce_art.evaluation:{name}" for name in (
+        "adaptive_report", "cw_wb_sanity", "detection_auc", "distortion", "evaluate_attack", "evaluate_detectors",
+        "example_scores", "kept_pairs", "load_shards", "markdown_table", "metric_scores", "report_from_scores",
+        "save_shard", "sharded_example_scores", "tpr_at_fpr", "write_records")},
+    **{name: f"rce_art.losses:{name}" for name in (
+        "ComposedObjective", "ReduceVarianceLoss", "ReverseCrossEntropyLoss", "SiameseCosineLoss",
+        "reduce_variance_loss", "reverse_cross_entropy", "siamese_cosine_loss")},
+    **{name: f"rce_art.metrics:{name}" for name in ("confidence", "confidence_log_odds", "non_me", "wilson_interval")},
+}
 
 
 def __getattr__(name: str) -> Any:
-    # the torchattacks form needs the optional extra: imported on first use
+    # the torchattacks forms need the optional extra: imported on first use
     if name in ("CarliniWagnerWBTorchattacks", "DetectorPGDTorchattacks"):
         from rce_art import attacks
 
         return getattr(attacks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return moved_attribute(__name__, name, MOVED)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(globals()))

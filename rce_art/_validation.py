@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rce_art.exceptions import InvalidParameterError
+
 ArrayLike = np.ndarray | Tensor
 
 
@@ -201,14 +203,17 @@ def check_real(value: Any, name: str, *, low: float | None = None, high: float |
 
 
 def check_integer(value: Any, name: str, minimum: int) -> int:
-    """``int(value)`` for an integer (Python or numpy; not a bool) ``>= minimum``.
+    """``int(value)`` for an integer (Python or numpy; not a bool, not a float such as ``3.0``) ``>= minimum``.
+
+    The one integer check of rce-art: every integer parameter goes through it.
 
     Raises:
-        TypeError: If it is not an integer (e.g. ``2.7`` or ``True``).
+        InvalidParameterError: If it is not an integer (e.g. ``2.7`` or ``True``); a ``ValueError`` and a
+            ``TypeError``.
         ValueError: If it is below ``minimum``.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise InvalidParameterError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if int(value) < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CalibrationWarning", "GradientMaskingWarning", "NotFittedError"]
+__all__ = ["CalibrationWarning", "GradientMaskingWarning", "InvalidParameterError", "NotFittedError"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -10,6 +10,14 @@ class NotFittedError(ValueError, AttributeError):
 
     Subclasses both `ValueError` and `AttributeError`, like
     scikit-learn's exception of the same name, so either can be caught.
+    """
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """Raised when a parameter has the wrong type (e.g. ``2.5`` or ``True`` where an integer is needed).
+
+    Subclasses both `ValueError` and `TypeError`, like scikit-learn's exception of the same name, so either can be
+    caught; an integer out of range raises a plain `ValueError`.
     """
 
 

@@ -15,11 +15,11 @@ torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")
-def digits() -> ra.Dataset:
+def digits() -> ra.DatasetSplits:
     return ra.load_dataset("digits")
 
 
-def _train(digits: ra.Dataset, trainer_cls: type, epochs: int = 15):
+def _train(digits: ra.DatasetSplits, trainer_cls: type, epochs: int = 15):
     torch.manual_seed(0)
     net = ra.SmallCNN(1, 10)
     raw = ra.make_art_classifier(net, digits.input_shape, 10, digits.clip_values)
@@ -34,6 +34,14 @@ def ce_trainer(digits):
 @pytest.fixture(scope="session")
 def rce_trainer(digits):
     return _train(digits, ra.RCETrainer)
+
+
+@pytest.fixture(scope="session")
+def dropout_clf(digits):
+    """A small CNN with dropout (for the MC-dropout detectors), trained briefly, once per session."""
+    torch.manual_seed(0)
+    raw = ra.make_art_classifier(ra.SmallCNN(1, 10, dropout=0.5), digits.input_shape, 10, digits.clip_values)
+    return ra.CETrainer(raw, epochs=6, batch_size=64, verbose=False).fit(digits.x_train, digits.y_train).classifier
 
 
 @pytest.fixture(scope="session")

@@ -73,10 +73,10 @@ def main() -> None:
     # 4. sharded evaluation of a deterministic attack == the single-process report
     xs, ys = data.x_test[:100], data.y_test[:100]
     attack = build_attack("bim", clf, "art", eps=0.2, batch_size=16)
-    gathered = ra.sharded_example_scores(attack.generate, {"kd": det}, xs, ys, data.clip_values, block=16)["kd"]
-    whole = ra.example_scores(det, xs, attack.generate(xs), ys, data.clip_values)
+    gathered = ra.evaluation.sharded_example_scores(attack.generate, {"kd": det}, xs, ys, data.clip_values, block=16)["kd"]
+    whole = ra.evaluation.example_scores(det, xs, attack.generate(xs), ys, data.clip_values)
     result["sharded_scores_equal"] = all(np.array_equal(gathered[k], whole[k]) for k in whole)
-    result["sharded_report_equal"] = ra.report_from_scores(gathered) == ra.report_from_scores(whole)
+    result["sharded_report_equal"] = ra.evaluation.report_from_scores(gathered) == ra.evaluation.report_from_scores(whole)
     if rank == 0:
         (args.out / "result.json").write_text(json.dumps(result))
     torch.distributed.destroy_process_group()

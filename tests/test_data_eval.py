@@ -68,24 +68,24 @@ def test_kept_pairs_on_hand_made_case():
     y = np.array([0, 1, 2, 3])
     clean = np.array([0, 1, 0, 3])  # third clean input is wrong
     adv = np.array([1, 1, 1, 0])  # second adversarial input did not fool the model
-    np.testing.assert_array_equal(ra.kept_pairs(y, clean, adv), [True, False, False, True])
+    np.testing.assert_array_equal(ra.evaluation.kept_pairs(y, clean, adv), [True, False, False, True])
 
 
 def test_auc_extremes():
-    assert ra.detection_auc(np.array([5.0, 6, 7]), np.array([1.0, 2])) == 1.0
-    assert ra.detection_auc(np.ones(4), np.ones(3)) == 0.5
-    assert np.isnan(ra.detection_auc(np.ones(4), np.ones(0)))
+    assert ra.evaluation.detection_auc(np.array([5.0, 6, 7]), np.array([1.0, 2])) == 1.0
+    assert ra.evaluation.detection_auc(np.ones(4), np.ones(3)) == 0.5
+    assert np.isnan(ra.evaluation.detection_auc(np.ones(4), np.ones(0)))
 
 
 def test_distortion_formula_hand_computed():
     x = np.zeros((1, 1, 2, 2))
     x_adv = np.array([[[[0.5, 0.0], [0.0, 0.0]]]])  # one pixel moved by half the [-0.5, 0.5] range
     # on the [0, 255] scale: one pixel changes by 127.5, d = 4 -> sqrt(127.5^2 / 4) = 63.75
-    assert ra.distortion(x, x_adv, (-0.5, 0.5))[0] == pytest.approx(63.75)
+    assert ra.evaluation.distortion(x, x_adv, (-0.5, 0.5))[0] == pytest.approx(63.75)
 
 
 def test_markdown_table():
-    out = ra.markdown_table([{"a": 1, "b": 0.12345}, {"a": 2, "b": float("nan")}], ["a", "b"])
+    out = ra.evaluation.markdown_table([{"a": 1, "b": 0.12345}, {"a": 2, "b": float("nan")}], ["a", "b"])
     assert out.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |", "| 2 | n/a |"]
 
 
@@ -93,13 +93,13 @@ def test_confidence_ranking_has_no_float32_ties():
     # margins of 20-40 logits: float32 rounds every confidence to exactly 1.0, the log-odds keep the order
     clean = torch.tensor([[40.0, 0.0, 0.0], [35.0, 0.0, 0.0], [30.0, 0.0, 0.0]])
     adv = torch.tensor([[0.0, 20.0, 0.0], [0.0, 0.0, 22.0]])
-    p_clean, p_adv = ra.confidence(clean).numpy(), ra.confidence(adv).numpy()
-    assert (p_clean == 1.0).all() and (p_adv == 1.0).all() and ra.detection_auc(p_clean, p_adv) == 0.5
-    lo_clean, lo_adv = ra.confidence_log_odds(clean).numpy(), ra.confidence_log_odds(adv).numpy()
-    assert ra.detection_auc(lo_clean, lo_adv) == 1.0
+    p_clean, p_adv = ra.metrics.confidence(clean).numpy(), ra.metrics.confidence(adv).numpy()
+    assert (p_clean == 1.0).all() and (p_adv == 1.0).all() and ra.evaluation.detection_auc(p_clean, p_adv) == 0.5
+    lo_clean, lo_adv = ra.metrics.confidence_log_odds(clean).numpy(), ra.metrics.confidence_log_odds(adv).numpy()
+    assert ra.evaluation.detection_auc(lo_clean, lo_adv) == 1.0
     z = torch.randn(50, 10, dtype=torch.float64)
-    p = ra.confidence(z)
-    torch.testing.assert_close(ra.confidence_log_odds(z), torch.log(p / (1 - p)))  # it is the log-odds
+    p = ra.metrics.confidence(z)
+    torch.testing.assert_close(ra.metrics.confidence_log_odds(z), torch.log(p / (1 - p)))  # it is the log-odds
 
 
 def test_evaluate_attack_ranks_confidence_by_log_odds(tiny_data):
@@ -113,9 +113,9 @@ def test_evaluate_attack_ranks_confidence_by_log_odds(tiny_data):
     pred = det.extract(x)[0].argmax(1).numpy()
     det.fit(x, pred)
     x_adv = np.clip(x + np.random.default_rng(1).uniform(-0.5, 0.5, x.shape), -0.5, 0.5).astype(np.float32)
-    rec = ra.evaluate_attack(det, x, x_adv, pred, (-0.5, 0.5))
-    clean, adv = ra.metric_scores(det, x), ra.metric_scores(det, x_adv)
-    keep = ra.kept_pairs(pred, clean["predicted_class"], adv["predicted_class"])
+    rec = ra.evaluation.evaluate_attack(det, x, x_adv, pred, (-0.5, 0.5))
+    clean, adv = ra.evaluation.metric_scores(det, x), ra.evaluation.metric_scores(det, x_adv)
+    keep = ra.evaluation.kept_pairs(pred, clean["predicted_class"], adv["predicted_class"])
     assert keep.sum() >= 5
-    assert rec["auc_confidence"] == ra.detection_auc(clean["confidence_log_odds"][keep], adv["confidence_log_odds"][keep])
+    assert rec["auc_confidence"] == ra.evaluation.detection_auc(clean["confidence_log_odds"][keep], adv["confidence_log_odds"][keep])
     assert (clean["confidence"] <= 1).all() and (clean["confidence"] >= 1 / 3).all()  # reported value stays in [0, 1]

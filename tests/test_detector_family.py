@@ -123,7 +123,7 @@ def test_combiner_fits_its_scaler_on_fit_rows_and_scores_like_sklearn():
     torch.testing.assert_close(comb.mean_, both.mean(0))
     z = ((both - comb.mean_) / comb.std_)
     torch.testing.assert_close(comb.logit(both), z @ comb.coef_ + comb.intercept_)
-    assert ra.detection_auc(-comb.logit(neg.double()).numpy(), -comb.logit(pos.double()).numpy()) > 0.8
+    assert ra.evaluation.detection_auc(-comb.logit(neg.double()).numpy(), -comb.logit(pos.double()).numpy()) > 0.8
 
 
 def test_clear_errors(digits, ce_trainer):

@@ -169,11 +169,9 @@ def test_oblivious_mode_never_lets_the_detector_pick_its_output(digits, ce_train
     assert (m[a.misclassified] < 0).all()
 
 
-def test_eot_averages_independent_mask_draws_and_keeps_draw_zero_for_bookkeeping(digits):
+def test_eot_averages_independent_mask_draws_and_keeps_draw_zero_for_bookkeeping(digits, dropout_clf):
     """0.3 re-seeded one mask set, so eot_samples=8 gave the gradient of eot_samples=1 (difference 1.9e-9)."""
-    torch.manual_seed(0)
-    raw = ra.make_art_classifier(ra.SmallCNN(1, 10, dropout=0.5), digits.input_shape, 10, digits.clip_values)
-    clf = ra.CETrainer(raw, epochs=3, batch_size=64, verbose=False).fit(digits.x_train, digits.y_train).classifier
+    clf = dropout_clf
     bu = ra.BayesianUncertaintyDetector(clf, mc_samples=10).fit(digits.x_train[:200], digits.y_train[:200],
                                                                    x_calibration=digits.x_test[200:])
     x, y = torch.as_tensor(digits.x_test[:8]), torch.as_tensor(digits.y_test[:8])

@@ -71,11 +71,11 @@ def test_example_scores_and_report_give_evaluate_attacks_record(ce_trainer, digi
     lo, hi = digits.clip_values
     noise = 0.3 * (hi - lo) * np.sign(np.random.default_rng(0).normal(size=x.shape))
     x_adv = np.clip(x + noise, lo, hi).astype(np.float32)
-    whole = ra.evaluate_attack(det, x, x_adv, y, digits.clip_values, attack="noise")
-    halves = [ra.example_scores(det, x[s], x_adv[s], y[s], digits.clip_values) for s in (slice(0, 25), slice(25, 60))]
+    whole = ra.evaluation.evaluate_attack(det, x, x_adv, y, digits.clip_values, attack="noise")
+    halves = [ra.evaluation.example_scores(det, x[s], x_adv[s], y[s], digits.clip_values) for s in (slice(0, 25), slice(25, 60))]
     merged = {k: np.concatenate([h[k] for h in halves]) for k in halves[0]}
-    assert ra.report_from_scores(merged, attack="noise") == whole
-    empty = ra.example_scores(det, x[:0], x_adv[:0], y[:0], digits.clip_values)
+    assert ra.evaluation.report_from_scores(merged, attack="noise") == whole
+    empty = ra.evaluation.example_scores(det, x[:0], x_adv[:0], y[:0], digits.clip_values)
     assert set(empty) == set(merged) and all(len(v) == 0 for v in empty.values())
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = sorted(p.relative_to(DOCS).as_posix() for p in [DOCS / "index.md", *sorted((DOCS / "howto").glob("*.md"))])
+PAGES = sorted(p.relative_to(DOCS).as_posix() for p in [DOCS / "index.md", DOCS / "attacks.md",
+                                                       *sorted((DOCS / "howto").glob("*.md"))])
 BLOCK = re.compile(r"```python\n(.*?)```\n(?:\n```text\n(.*?)```\n)?", re.S)
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
 

@@ -23,7 +23,7 @@ def test_detect_before_fit_raises_not_fitted(clf, digits):
     with pytest.raises(ra.NotFittedError, match="call fit"):
         det.detect(digits.x_test[:2])
     assert issubclass(ra.NotFittedError, ValueError) and issubclass(ra.NotFittedError, AttributeError)
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="not fitted yet"):
         det.score(digits.x_test[:2])
     with pytest.raises(ra.NotFittedError):
         det.save("unused.safetensors")
@@ -105,16 +105,16 @@ def test_other_bad_parameters(clf):
 def test_loss_and_metric_bad_inputs():
     z = torch.zeros(3, 4)
     with pytest.raises(ValueError, match=r"labels outside \[0, 4\)"):
-        ra.reverse_cross_entropy(z, torch.tensor([0, 1, 4]))
+        ra.losses.reverse_cross_entropy(z, torch.tensor([0, 1, 4]))
     with pytest.raises(TypeError, match="integer class labels"):
-        ra.reverse_cross_entropy(z, torch.tensor([0.0, 1.0, 2.0]))
+        ra.losses.reverse_cross_entropy(z, torch.tensor([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match="empty batch"):
-        ra.reverse_cross_entropy(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+        ra.losses.reverse_cross_entropy(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
     with pytest.raises(ValueError, match="NaN or infinite"):
-        ra.reverse_cross_entropy(torch.tensor([[float("nan"), 0.0]]), torch.tensor([0]))
+        ra.losses.reverse_cross_entropy(torch.tensor([[float("nan"), 0.0]]), torch.tensor([0]))
     with pytest.raises(ValueError, match="reduction"):
-        ra.reverse_cross_entropy(z, torch.tensor([0, 1, 2]), reduction="avg")
+        ra.losses.reverse_cross_entropy(z, torch.tensor([0, 1, 2]), reduction="avg")
     with pytest.raises(ValueError, match="NaN or infinite"):
-        ra.non_me(torch.tensor([[float("inf"), 0.0]]))
+        ra.metrics.non_me(torch.tensor([[float("inf"), 0.0]]))
     with pytest.raises(ValueError, match=r"shape \(N, L\)"):
-        ra.confidence(torch.zeros(3))
+        ra.metrics.confidence(torch.zeros(3))

@@ -10,29 +10,29 @@ from rce_art.training import PartnerSampler
 
 def test_siamese_loss_zero_cases_and_positive_otherwise():
     z = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
-    assert ra.siamese_cosine_loss(z, 2 * z, torch.ones(2)).item() == pytest.approx(0.0, abs=1e-7)  # same class, parallel
+    assert ra.losses.siamese_cosine_loss(z, 2 * z, torch.ones(2)).item() == pytest.approx(0.0, abs=1e-7)  # same class, parallel
     ortho = torch.tensor([[-2.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    assert ra.siamese_cosine_loss(z, ortho, torch.zeros(2)).item() == pytest.approx(0.0, abs=1e-7)  # different, orthogonal
-    assert ra.siamese_cosine_loss(z, ortho, torch.ones(2)).item() == pytest.approx(1.0)
-    assert ra.siamese_cosine_loss(z, z, torch.zeros(2)).item() == pytest.approx(1.0)
-    assert ra.SiameseCosineLoss()(z, ortho, torch.tensor([1.0, 0.0])).item() == pytest.approx(0.5)
+    assert ra.losses.siamese_cosine_loss(z, ortho, torch.zeros(2)).item() == pytest.approx(0.0, abs=1e-7)  # different, orthogonal
+    assert ra.losses.siamese_cosine_loss(z, ortho, torch.ones(2)).item() == pytest.approx(1.0)
+    assert ra.losses.siamese_cosine_loss(z, z, torch.zeros(2)).item() == pytest.approx(1.0)
+    assert ra.losses.SiameseCosineLoss()(z, ortho, torch.tensor([1.0, 0.0])).item() == pytest.approx(0.5)
 
 
 def test_rvl_zero_when_classes_collapse_and_hand_computed():
     z = torch.tensor([[1.0, 1.0], [1.0, 1.0], [5.0, 0.0]])
-    assert ra.reduce_variance_loss(z, torch.tensor([0, 0, 1])).item() == 0.0  # singleton class: 0, no NaN
+    assert ra.losses.reduce_variance_loss(z, torch.tensor([0, 0, 1])).item() == 0.0  # singleton class: 0, no NaN
     z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 0.0], [0.0, 4.0], [9.0, 9.0]])
     y = torch.tensor([0, 0, 1, 1, 2])
     # class 0: mean (1,0), sigma = (1 + 1)/2 = 1; class 1: mean (0,2), sigma = (4 + 4)/2 = 4; class 2: 0
-    assert ra.reduce_variance_loss(z, y).item() == pytest.approx((1 + 4 + 0) / 3)
-    assert torch.isfinite(ra.ReduceVarianceLoss()(z, y))
+    assert ra.losses.reduce_variance_loss(z, y).item() == pytest.approx((1 + 4 + 0) / 3)
+    assert torch.isfinite(ra.losses.ReduceVarianceLoss()(z, y))
 
 
 def test_pdm_losses_reject_bad_input():
     with pytest.raises(ValueError, match="NaN or infinite"):
-        ra.reduce_variance_loss(torch.tensor([[float("nan")]]), torch.tensor([0]))
+        ra.losses.reduce_variance_loss(torch.tensor([[float("nan")]]), torch.tensor([0]))
     with pytest.raises(ValueError, match="same shape"):
-        ra.siamese_cosine_loss(torch.zeros(2, 3), torch.zeros(3, 3), torch.ones(2))
+        ra.losses.siamese_cosine_loss(torch.zeros(2, 3), torch.zeros(3, 3), torch.ones(2))
 
 
 def test_partner_sampler_frequency_and_classes():
@@ -59,7 +59,7 @@ def _rvl(net, digits, space):
     with torch.no_grad():
         z = net.logits_and_features(torch.as_tensor(digits.x_test))[1]
     z = torch.nn.functional.normalize(z, dim=1) if space == "unit" else z
-    return ra.reduce_variance_loss(z, torch.as_tensor(digits.y_test)).item()
+    return ra.losses.reduce_variance_loss(z, torch.as_tensor(digits.y_test)).item()
 
 
 @pytest.fixture(scope="module")

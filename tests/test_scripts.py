@@ -31,16 +31,21 @@ def out(tmp_path_factory):
     return tmp_path_factory.mktemp("runs")
 
 
-def test_table1_smoke(out):
-    tmp_path = out
-    records = _load("reproduce_table1").main([*TINY, "--out", str(tmp_path)])
+@pytest.fixture(scope="module")
+def table1(out):
+    """Table 1 run once: it trains the tiny CE / RCE models that the other scripts then load from ``out``'s cache."""
+    return _load("reproduce_table1").main([*TINY, "--out", str(out)])
+
+
+def test_table1_smoke(out, table1):
+    tmp_path, records = out, table1
     assert [r["objective"] for r in records] == ["CE", "RCE"]
     assert all(0 <= r["test_error_%"] <= 100 for r in records)  # NaN fails this
     assert json.loads((tmp_path / "table1-digits-small.json").read_text())[0]["model"] == "small"
     assert list((tmp_path / "models").glob("*.pt"))
 
 
-def test_table2_smoke(out, capsys):
+def test_table2_smoke(out, table1, capsys):
     tmp_path = out
     records = _load("reproduce_table2").main([*TINY, "--n-examples", "24", "--bandwidth", "both",
                                               "--detectors", "mahalanobis,non-me", "--out", str(tmp_path)])
@@ -55,6 +60,7 @@ def test_table2_smoke(out, capsys):
     assert (tmp_path / "table2-digits-small.csv").exists()
 
 
+@pytest.mark.slow  # run by .ci/run's script step (pytest -m slow tests/test_scripts.py)
 @pytest.mark.filterwarnings("ignore")
 def test_figures_smoke(out):
     tmp_path = out
@@ -96,6 +102,7 @@ def test_confidence_ties_smoke(out, capsys):
     assert "auc_log_odds (0.2)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # run by .ci/run's script step (pytest -m slow tests/test_scripts.py)
 def test_compare_detectors_smoke(out, capsys):
     result = _load("compare_detectors").main([*TINY, "--n-examples", "40", "--seeds", "0", "--attacks", "fgsm,bim",
                                               "--mc-samples", "5", "--out", str(out)])
@@ -142,6 +149,7 @@ def test_table2_shards_merge_to_the_whole_run(out, capsys):
         mod.main([*common, "--shard", "2/2"])
 
 
+@pytest.mark.slow  # run by .ci/run's script step (pytest -m slow tests/test_scripts.py)
 @pytest.mark.filterwarnings("ignore")
 def test_reproduce_lemesle_smoke(out, capsys):
     records = _load("reproduce_lemesle").main([*TINY, "--epochs", "1", "--n-examples", "40", "--grid", "0", "1",
@@ -156,6 +164,7 @@ def test_reproduce_lemesle_smoke(out, capsys):
         assert (out / "figures" / f"{name}.png").exists()
 
 
+@pytest.mark.slow  # run by .ci/run's script step (pytest -m slow tests/test_scripts.py)
 @pytest.mark.filterwarnings("ignore")
 def test_reproduce_er_smoke(out, capsys):
     result = _load("reproduce_er").main([*TINY, "--epochs", "1", "--n-examples", "24", "--n-detect", "60",

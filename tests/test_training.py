@@ -25,7 +25,7 @@ def test_trainers_are_art_trainers_and_return_art_classifiers(ce_trainer, rce_tr
 def _accuracy_and_non_me(trainer, digits):
     clf = trainer.get_classifier()
     logits = torch.as_tensor(clf.predict(digits.x_test))
-    return float((logits.argmax(1).numpy() == digits.y_test).mean()), float(ra.non_me(logits).mean())
+    return float((logits.argmax(1).numpy() == digits.y_test).mean()), float(ra.metrics.non_me(logits).mean())
 
 
 def test_rce_accuracy_close_to_ce_and_non_me_higher(digits, ce_trainer, rce_trainer):
@@ -54,7 +54,7 @@ def test_train_model_on_a_dataloader_is_seeded(digits):
         net = ra.SmallCNN(1, 10)
         ds = TensorDataset(torch.as_tensor(digits.x_train[:256]), torch.as_tensor(digits.y_train[:256]))
         loader = DataLoader(ds, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
-        hist = ra.train_model(net, loader, ra.reverse_cross_entropy, epochs=2, seed=3, verbose=False)
+        hist = ra.train_model(net, loader, ra.losses.reverse_cross_entropy, epochs=2, seed=3, verbose=False)
         return hist.loss
 
     a, b = run(), run()

@@ -228,7 +228,7 @@ def test_detectors_attacks_and_evaluation_take_dataloaders_and_datasets(digits, 
     np.testing.assert_array_equal(det.score(test), ref.score(digits.x_test[100:130]))
     r = ra.DetectorPGD(0.1, steps=2).generate(det, DataLoader(test, batch_size=16))
     assert r.x_adv.shape == (30, 1, 8, 8)
-    rec = ra.evaluate_attack(det, DataLoader(test, batch_size=8), r.x_adv.numpy(), None, digits.clip_values)
+    rec = ra.evaluation.evaluate_attack(det, DataLoader(test, batch_size=8), r.x_adv.numpy(), None, digits.clip_values)
     assert rec["n"] == 30
     with pytest.raises(ValueError, match="needs labels"):
         ra.KDensityDetector(clf).fit(digits.x_train)

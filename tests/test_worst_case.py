@@ -43,7 +43,7 @@ def test_extra_logit_wins_exactly_when_flagged_and_is_differentiable(det, digits
         with torch.no_grad():
             out = system(x)
         scores = det.score(x.numpy())
-        flagged = scores < ra.calibrate_threshold(det.calibration_scores_.numpy(), fpr)
+        flagged = scores < ra.detectors.calibrate_threshold(det.calibration_scores_.numpy(), fpr)
         assert 0 < flagged.sum() < len(flagged)
         np.testing.assert_array_equal(to_np(out.argmax(1) == 10), flagged)
         top = out[:, :10].amax(1)
@@ -112,10 +112,8 @@ def test_runner_warns_of_gradient_masking_and_projects_out_of_budget_examples(de
     assert r.linf.max() <= 0.05 + 1e-6
 
 
-def test_eot_keeps_draw_zeros_value_and_averages_gradients(digits, ce_trainer):
-    torch.manual_seed(0)
-    raw = ra.make_art_classifier(ra.SmallCNN(1, 10, dropout=0.5), digits.input_shape, 10, digits.clip_values)
-    clf = ra.CETrainer(raw, epochs=2, batch_size=64, verbose=False).fit(digits.x_train, digits.y_train).classifier
+def test_eot_keeps_draw_zeros_value_and_averages_gradients(digits, dropout_clf):
+    clf = dropout_clf
     bu = ra.BayesianUncertaintyDetector(clf, mc_samples=5).fit(digits.x_train, digits.y_train,
                                                              x_calibration=digits.x_test[:100])
     x = torch.as_tensor(digits.x_test[100:108])
@@ -136,7 +134,7 @@ def test_eot_keeps_draw_zeros_value_and_averages_gradients(digits, ce_trainer):
 def test_registry_builds_every_attack_and_rejects_bad_names(det):
     for name in ADAPTIVE_ATTACKS:
         a = build_adaptive_attack(name, 0.1, budget=2)
-        assert a.name == name and a.budget == 2 and a.scaled(5).budget == 10 and name in a.describe()
+        assert a.budget == 2 and a.scaled(5).budget == 10 and "eps=0.1" in a.describe() and "budget=2" in a.describe()
     assert [a.name for a in standard_ensemble(0.1)] == list(STANDARD_ENSEMBLE)
     with pytest.raises(ValueError, match="unknown adaptive attack"):
         build_adaptive_attack("apgd", 0.1)

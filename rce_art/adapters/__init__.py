@@ -7,7 +7,7 @@ optional extras, imported only when their adapter is used. Nothing in the core o
 imports this package (an ``import-linter`` contract in ``pyproject.toml`` enforces it).
 """
 
-from rce_art.adapters.adaptive import (
+from rce_art.adapters.adaptive_attacks import (
     ADAPTIVE_ATTACKS,
     STANDARD_ENSEMBLE,
     ToolkitMember,

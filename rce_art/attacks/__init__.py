@@ -18,7 +18,7 @@ from rce_art.attacks.detector_pgd import (
     orthogonalise,
     project,
 )
-from rce_art.attacks.detector_pgd_forms import DetectorPGDART
+from rce_art.attacks.detector_pgd_art import DetectorPGDART
 from rce_art.attacks.noise import UniformNoise
 from rce_art.attacks.rays import RayS, RaySResult
 

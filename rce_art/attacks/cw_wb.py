@@ -15,8 +15,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rce_art._signature import SignatureParams
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, check_labels, check_positive, deprecated_progress, materialise
+from rce_art._validation import (
+    check_inputs,
+    check_integer,
+    check_labels,
+    check_positive,
+    deprecated_progress,
+    materialise,
+)
 from rce_art.detectors.kernel import KernelBank, class_log_kdensity, loo_log_kdensity
 from rce_art.settings import cw_wb_settings
 
@@ -89,7 +97,7 @@ class _Search:
         return torch.isfinite(self.fallback_l2)
 
 
-class CarliniWagnerWB:
+class CarliniWagnerWB(SignatureParams):
     """Two-phase C&W-L2 attack that also fools a [`KDensityDetector`][rce_art.detectors.KDensityDetector].
 
     Minimises ``||x* - x||^2 + c * f(x*) + c * f2(x*)`` (Pang et al. 2018, Sec. 4.4), where ``f``
@@ -150,13 +158,12 @@ class CarliniWagnerWB:
             raise ValueError(f"confidence (kappa) must be a finite number >= 0, got {confidence!r}")
         for name, v in (("binary_search_steps", binary_search_steps), ("max_iter", max_iter),
                         ("phase1_search_steps", phase1_search_steps)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            check_integer(v, name, 1)
         check_positive(learning_rate, "learning_rate")
         check_positive(initial_const, "initial_const")
         check_positive(phase1_const, "phase1_const")
-        if kernel_per_class is not None and (not isinstance(kernel_per_class, int) or kernel_per_class < 1):
-            raise ValueError(f"kernel_per_class must be a positive integer or None, got {kernel_per_class!r}")
+        if kernel_per_class is not None:
+            check_integer(kernel_per_class, "kernel_per_class", 1)
         self.confidence = float(confidence)
         self.binary_search_steps = binary_search_steps
         self.max_iter = max_iter
@@ -168,16 +175,6 @@ class CarliniWagnerWB:
         self.kernel_per_class = kernel_per_class
         self.eta = None if eta is None else [float(e) for e in eta]
         self.two_phase = bool(two_phase)
-
-    PARAMS = ("confidence", "binary_search_steps", "max_iter", "learning_rate", "initial_const", "phase1_const",
-              "phase1_search_steps", "abort_early", "kernel_per_class", "eta", "two_phase")
-
-    def params(self) -> dict[str, Any]:
-        """The constructor arguments, e.g. to build a variant: ``CarliniWagnerWB(**{**a.params(), "max_iter": 50})``."""
-        return {k: getattr(self, k) for k in self.PARAMS}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
     # ----------------------------------------------------------------- detector
     def attacker_kernels(self, detector: Any) -> list[Tensor]:

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rce_art.detectors.calibration import calibrate_threshold
+from rce_art._validation import check_integer
+from rce_art.detectors.calibration import calibrate_threshold, is_flagged
 
 __all__ = ["DetectorAsClass", "system_success"]
 
@@ -91,8 +92,7 @@ class DetectorAsClass(nn.Module):
             score_scale = float(q75 - q25) / 1.349 or 1.0
         if not (np.isfinite(score_scale) and score_scale > 0):
             raise ValueError(f"score_scale must be a finite number > 0, got {score_scale!r}")
-        if not isinstance(eot_samples, int) or isinstance(eot_samples, bool) or eot_samples < 1:
-            raise ValueError(f"eot_samples must be an integer >= 1, got {eot_samples!r}")
+        check_integer(eot_samples, "eot_samples", 1)
         n = int(detector.nb_classes_)
         if fold_into is not None and not (isinstance(fold_into, (int, np.integer)) and 0 <= int(fold_into) < n):
             raise ValueError(f"fold_into must be a class index in [0, {n}), got {fold_into!r}")
@@ -194,7 +194,7 @@ class DetectorAsClass(nn.Module):
     def flags(self, score: Tensor) -> Tensor:
         """Whether scores ``(N,)`` are flagged at this threshold: ``detect``'s own test, the float32 score against
         the float64 threshold, ``(N,)`` bool."""
-        return score.detach().double() < self.threshold
+        return is_flagged(score.detach(), self.threshold)
 
     @torch.no_grad()
     def flagged(self, x: Tensor) -> Tensor:

@@ -15,8 +15,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rce_art._signature import SignatureParams
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, check_labels, check_positive, deprecated_progress, materialise
+from rce_art._validation import (
+    check_inputs,
+    check_integer,
+    check_labels,
+    check_positive,
+    deprecated_progress,
+    materialise,
+)
 
 __all__ = ["DetectorPGD", "DetectorPGDResult", "classifier_logits", "classifier_margin", "orthogonalise", "project"]
 
@@ -83,7 +91,7 @@ class DetectorPGDResult:
     l2: Tensor
 
 
-class DetectorPGD:
+class DetectorPGD(SignatureParams):
     """PGD within a fixed ``eps`` ball that fools a classifier and evades its detector.
 
     Objectives (minimised): the classifier margin ``m(x)`` ([`classifier_margin`][]) and the detector loss
@@ -132,9 +140,6 @@ class DetectorPGD:
         with Orthogonal Projected Gradient Descent. ICLR 2022, Section 4.
     """
 
-    PARAMS = ("eps", "norm", "mode", "steps", "step_size", "margin", "detector_weight", "restarts", "random_start",
-              "targeted", "eot_samples", "seed")
-
     def __init__(self, eps: float, norm: str = "linf", mode: str = "orthogonal", steps: int = 100,
                  step_size: float | None = None, margin: float = 0.05, detector_weight: float = 1.0, restarts: int = 1,
                  random_start: bool = True, targeted: bool = False, eot_samples: int = 1, seed: int = 0) -> None:
@@ -144,8 +149,7 @@ class DetectorPGD:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         for name, v in (("steps", steps), ("restarts", restarts), ("eot_samples", eot_samples)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            check_integer(v, name, 1)
         if step_size is not None:
             check_positive(step_size, "step_size")
         if not (math.isfinite(margin) and margin >= 0):
@@ -156,13 +160,6 @@ class DetectorPGD:
         self.step_size = float(step_size) if step_size is not None else self.eps / (10.0 if norm == "linf" else 5.0)
         self.margin, self.detector_weight, self.restarts = float(margin), float(detector_weight), restarts
         self.random_start, self.targeted, self.eot_samples, self.seed = bool(random_start), bool(targeted), eot_samples, seed
-
-    def params(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {k: getattr(self, k) for k in self.PARAMS}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
     # ------------------------------------------------------------------ pieces
     def _project(self, x_adv: Tensor, x: Tensor, clip: tuple[float, float]) -> Tensor:

@@ -6,13 +6,14 @@ from typing import Any
 
 import torch
 
+from rce_art._signature import SignatureParams
 from rce_art._tensors import as_input_tensor, like
-from rce_art._validation import check_positive
+from rce_art._validation import check_integer, check_positive
 
 __all__ = ["UniformNoise"]
 
 
-class UniformNoise:
+class UniformNoise(SignatureParams):
     """``x* = clip(x + U(-eps, eps))``, element-wise (the paper's RAND, Appendix B.3).
 
     Args:
@@ -24,7 +25,7 @@ class UniformNoise:
     def __init__(self, eps: float, clip_values: tuple[float, float], seed: int = 0) -> None:
         self.eps = check_positive(eps, "eps")
         self.clip_values = (float(clip_values[0]), float(clip_values[1]))
-        self.seed = int(seed)
+        self.seed = check_integer(seed, "seed", 0)
 
     def generate(self, x: Any, y: Any = None) -> Any:
         """Noisy copies of ``x`` with its type, shape, dtype and device (``y`` is ignored)."""
@@ -32,6 +33,3 @@ class UniformNoise:
         g = torch.Generator().manual_seed(self.seed)
         noise = (torch.rand(xt.shape, generator=g) * 2.0 - 1.0) * self.eps
         return like(xt + noise, x, self.clip_values)
-
-    def __repr__(self) -> str:
-        return f"UniformNoise(eps={self.eps}, clip_values={self.clip_values}, seed={self.seed})"

@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from rce_art._signature import SignatureParams
 from rce_art._tensors import as_input_tensor, as_label_tensor, eval_mode, like
-from rce_art._validation import check_positive
+from rce_art._validation import check_integer, check_positive
 from rce_art.models.estimator import Preprocessed, resolve_model
 
 __all__ = ["RayS", "RaySResult"]
@@ -41,7 +42,7 @@ class RaySResult:
     success: Tensor
 
 
-class RayS:
+class RayS(SignatureParams):
     """Hard-label l_inf RayS, batched: all inputs of a batch search in lockstep, each within its own query budget.
 
     Args:
@@ -62,18 +63,19 @@ class RayS:
         J. Chen, Q. Gu. RayS: A Ray Searching Method for Hard-label Adversarial Attack. KDD 2020, Algorithm 1-3.
     """
 
+    REPR_EXCLUDE = ("classifier",)
+
     def __init__(self, classifier: Any, eps: float, max_queries: int = 10_000, tol: float = 1e-3, lin_steps: int = 10,
                  clip_values: tuple[float, float] | None = None, batch_size: int = 256, early_stop: bool = True,
                  verbose: bool = False) -> None:
-        self._view = resolve_model(classifier)
+        self.classifier, self._view = classifier, resolve_model(classifier)
         self.clip_values = clip_values if clip_values is not None else self._view.clip_values
         if self.clip_values is None:
             raise ValueError("RayS needs the pixel range: pass clip_values or an ART classifier that has them")
         self.eps = check_positive(eps, "eps")
-        if int(max_queries) < 1 or int(lin_steps) < 1 or int(batch_size) < 1:
-            raise ValueError("max_queries, lin_steps and batch_size must be >= 1")
-        self.max_queries, self.tol, self.lin_steps = int(max_queries), check_positive(tol, "tol"), int(lin_steps)
-        self.batch_size, self.early_stop, self.verbose = int(batch_size), bool(early_stop), bool(verbose)
+        self.max_queries, self.tol = check_integer(max_queries, "max_queries", 1), check_positive(tol, "tol")
+        self.lin_steps, self.batch_size = check_integer(lin_steps, "lin_steps", 1), check_integer(batch_size, "batch_size", 1)
+        self.early_stop, self.verbose = bool(early_stop), bool(verbose)
         self._model = Preprocessed(self._view) if self._view.has_preprocessing else self._view.model
 
     def generate(self, x: Any, y: Any = None) -> Any:
@@ -179,5 +181,3 @@ class RayS:
         x_adv = torch.min(torch.max(x_adv, x - self.eps), x + self.eps).clamp(lo, hi)
         return x_adv, radius, queries, success | wrong
 
-    def __repr__(self) -> str:
-        return f"RayS(eps={self.eps}, max_queries={self.max_queries}, tol={self.tol}, lin_steps={self.lin_steps})"

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from rce_art._deprecation import moved_attribute
 from rce_art.data.idx import read_cifar10_batch, read_idx
 
-__all__ = ["DATASETS", "Dataset", "load_dataset"]
+__all__ = ["DATASETS", "DatasetSplits", "load_dataset"]
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
 """Dataset names accepted by [`load_dataset`][]."""
@@ -34,7 +36,7 @@ _DEFAULT_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}
 
 
 @dataclass
-class Dataset:
+class DatasetSplits:
     """A train/test split as NCHW float32 arrays with integer labels.
 
     Attributes:
@@ -113,7 +115,7 @@ def load_dataset(
     download: bool = False,
     seed: int = 0,
     test_size: float = 0.3,
-) -> Dataset:
+) -> DatasetSplits:
     """Load a dataset as NCHW float32 arrays.
 
     Args:
@@ -128,7 +130,7 @@ def load_dataset(
         test_size: Test fraction of the digits split.
 
     Returns:
-        [`Dataset`][].
+        [`DatasetSplits`][].
 
     Raises:
         ValueError: On an unknown name or pixel range.
@@ -141,7 +143,7 @@ def load_dataset(
     clip = PIXEL_RANGES[pixel_range]
     if name == "digits":
         xtr, xte, ytr, yte = _load_digits(seed, test_size)
-        return Dataset(name, _scale(xtr, pixel_range), ytr, _scale(xte, pixel_range), yte, clip)
+        return DatasetSplits(name, _scale(xtr, pixel_range), ytr, _scale(xte, pixel_range), yte, clip)
     if download:
         if data_dir is None:
             raise ValueError("download=True needs a data_dir to download into")
@@ -156,7 +158,7 @@ def load_dataset(
         paths = _find(name, _IDX_FILES, data_dir, gz=True)
         xtr, ytr, xte, yte = (read_idx(p) for p in paths)
         xtr, xte = xtr[:, None], xte[:, None]
-    return Dataset(
+    return DatasetSplits(
         name,
         _scale(xtr.astype(np.float32) / 255.0, pixel_range),
         ytr.astype(np.int64),
@@ -164,3 +166,7 @@ def load_dataset(
         yte.astype(np.int64),
         clip,
     )
+
+
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name, {"Dataset": "rce_art.data.datasets:DatasetSplits"})

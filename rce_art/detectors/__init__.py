@@ -6,11 +6,11 @@ logistic regression ([`CombinedDetector`][]) take adversarial examples explicitl
 """
 
 from rce_art.detectors.base import ScoreDetector
-from rce_art.detectors.calibration import calibrate_threshold
-from rce_art.detectors.combined import CombinedDetector
+from rce_art.detectors.calibration import calibrate_threshold, is_flagged
+from rce_art.detectors.characteristics import CombinedDetector
 from rce_art.detectors.combiner import LogisticCombiner, is_sparse_attack, matched_flip_noise, matched_gaussian_noise
 from rce_art.detectors.er import ERDetector
-from rce_art.detectors.feinman import KDBUDetector
+from rce_art.detectors.kdbu import KDBUDetector
 from rce_art.detectors.kdensity import KDensityDetector
 from rce_art.detectors.kernel import (
     PAPER_BANDWIDTHS,
@@ -43,6 +43,7 @@ __all__ = [
     "NonMEDetector",
     "ScoreDetector",
     "calibrate_threshold",
+    "is_flagged",
     "class_gaussians",
     "class_log_kdensity",
     "dropout_modules",

@@ -23,9 +23,10 @@ from art.defences.detector.evasion import EvasionDetector
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from rce_art._signature import init_parameters
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, is_data_source, materialise, to_numpy
-from rce_art.detectors.calibration import calibrate_threshold
+from rce_art._validation import check_inputs, check_integer, is_data_source, materialise, to_numpy
+from rce_art.detectors.calibration import calibrate_threshold, is_flagged
 from rce_art.detectors.persistence import check_fingerprint, load_state, model_fingerprint, save_state
 from rce_art.distributed import all_gather_concat, is_distributed, shard_slice
 from rce_art.exceptions import CalibrationWarning, NotFittedError
@@ -38,9 +39,10 @@ __all__ = ["ScoreDetector"]
 class ScoreDetector(EvasionDetector):
     """Base class: a detector that scores inputs (higher = more normal) and flags low scores.
 
-    Subclasses set ``defence_params`` (the constructor's arguments, ``classifier`` first),
-    ``fit_params`` (those whose change invalidates a fit), ``format_tag`` and ``report_key``, and
-    implement ``fit``, [`score_features`][], ``_fitted_state`` and ``_restore_state``.
+    Parameters are the signature (as in scikit-learn): ``defence_params`` (ART's list of the constructor's
+    arguments) is derived from ``__init__``, and ``fit_params`` (those whose change invalidates a fit) is it minus
+    `NOT_FIT_PARAMS`. Subclasses store every argument under its own name, set ``format_tag`` and ``report_key``,
+    and implement ``fit``, [`score_features`][], ``_fitted_state`` and ``_restore_state``.
 
     Attributes:
         threshold_ (float): Scores below it are flagged adversarial.
@@ -51,8 +53,10 @@ class ScoreDetector(EvasionDetector):
         provenance_ (dict): What the detector was fitted and calibrated on (sizes, sources).
     """
 
-    defence_params: ClassVar[list[str]] = ["classifier", "layer", "fpr", "batch_size", "verbose"]
-    fit_params: ClassVar[tuple[str, ...]] = ("classifier", "layer")
+    defence_params: ClassVar[list[str]]
+    fit_params: ClassVar[tuple[str, ...]]
+    #: Parameters that change no fitted state: ``fpr`` recalibrates from the stored scores, the others only run.
+    NOT_FIT_PARAMS: ClassVar[frozenset[str]] = frozenset({"fpr", "batch_size", "verbose"})
     format_tag: ClassVar[str] = "rce_art.ScoreDetector/1"
     report_key: ClassVar[str] = "score"
     #: Whether the score is built from random draws (MC-dropout masks). Such a detector still scores an input
@@ -60,6 +64,15 @@ class ScoreDetector(EvasionDetector):
     #: other, independent draws for attacks that average over them (expectation over transformation).
     stochastic: ClassVar[bool] = False
     _eot_draw: int = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._derive_params()
+
+    @classmethod
+    def _derive_params(cls) -> None:
+        cls.defence_params = [p.name for p in init_parameters(cls)]
+        cls.fit_params = tuple(p for p in cls.defence_params if p not in cls.NOT_FIT_PARAMS)
 
     def __init__(self, classifier: Any, layer: str | None = None, fpr: float = 0.05, batch_size: int = 256,
                  verbose: bool = False) -> None:
@@ -70,8 +83,7 @@ class ScoreDetector(EvasionDetector):
     def _check_params(self) -> None:
         if not 0.0 <= float(self.fpr) < 1.0:
             raise ValueError(f"fpr must be in [0, 1), got {self.fpr}")
-        if isinstance(self.batch_size, bool) or int(self.batch_size) != self.batch_size or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        check_integer(self.batch_size, "batch_size", 1)
 
     def _bind(self) -> None:
         """(Re)build the torch view of ``classifier`` and the feature model on ``layer``."""
@@ -288,7 +300,7 @@ class ScoreDetector(EvasionDetector):
             raise TypeError(f"detect got unexpected keyword arguments {sorted(kwargs)}; it accepts x and batch_size")
         scores, pred = self._scores_and_predictions(x, batch_size)
         report = {"score": scores, self.report_key: scores, "predicted_class": pred, "threshold": self.threshold_}
-        return report, scores < self.threshold_
+        return report, is_flagged(scores, self.threshold_)
 
     def predict_or_reject(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """Predicted labels, with ``-1`` ("NOT SURE", Pang et al. Section 3.3) for flagged inputs."""
@@ -385,6 +397,9 @@ class ScoreDetector(EvasionDetector):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._current_params().items())})"
+
+
+ScoreDetector._derive_params()
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-__all__ = ["calibrate_threshold"]
+import numpy as np
+import torch
+
+__all__ = ["calibrate_threshold", "is_flagged"]
+
+
+def is_flagged(scores: Any, threshold: float) -> Any:
+    """The one flag rule of the family: an input is flagged when its score is below the threshold.
+
+    Scores are "higher = more normal"; a NaN score (an input that could not be scored) is flagged too:
+    ``not (score >= threshold)``.
+
+    Args:
+        scores: Scores ``(N,)``: a tensor (compared in float64, stays a tensor), or an array or sequence.
+        threshold: The operating threshold ``T``.
+
+    Returns:
+        Boolean ``(N,)``: a tensor for a tensor, else a numpy array.
+    """
+    if isinstance(scores, torch.Tensor):
+        return ~(scores.double() >= threshold)
+    return ~(np.asarray(scores, dtype=np.float64) >= threshold)
 
 
 def calibrate_threshold(clean_scores: np.ndarray, fpr: float) -> float:

@@ -27,8 +27,10 @@ class LogisticCombiner:
         cv: Folds of scikit-learn's ``LogisticRegressionCV`` (regularisation chosen by CV on the fit rows).
 
     Attributes:
-        mean_, std_ (Tensor): z-scoring statistics of the fit rows ``(F,)``.
-        coef_ (Tensor): Weights ``(F,)``; intercept_ (float).
+        mean_ (Tensor): z-scoring means of the fit rows ``(F,)``.
+        std_ (Tensor): z-scoring standard deviations ``(F,)``.
+        coef_ (Tensor): Weights ``(F,)``.
+        intercept_ (float): Intercept.
         n_fit_ (dict): Rows per class the regression saw.
     """
 

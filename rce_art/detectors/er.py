@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rce_art._tensors import eval_mode
-from rce_art.detectors.combined import CombinedDetector
+from rce_art._validation import check_integer
+from rce_art.detectors.characteristics import CombinedDetector
 from rce_art.detectors.kdensity import KDensityDetector
 from rce_art.detectors.kernel import class_log_kdensity
 from rce_art.detectors.layers import LayerFeatures
@@ -57,9 +58,6 @@ class ERDetector(CombinedDetector):
         Section 3.3 (ER-Detector) and Section 4.5.
     """
 
-    defence_params: ClassVar[list[str]] = ["classifier", "code", "means", "bandwidth", "n_per_class", "fpr", "calibration_fraction",
-                      "batch_size", "seed", "verbose"]
-    fit_params = ("classifier", "code", "means", "bandwidth", "n_per_class", "calibration_fraction", "seed")
     format_tag = "rce_art.ERDetector/1"
     report_key = "neg_logit"
     requires_combiner = False
@@ -78,8 +76,8 @@ class ERDetector(CombinedDetector):
         super()._check_params()
         if self.code not in CODES or self.means not in MEANS:
             raise ValueError(f"code must be one of {CODES} and means one of {MEANS}, got {self.code!r}, {self.means!r}")
-        if self.n_per_class is not None and int(self.n_per_class) < 2:
-            raise ValueError(f"n_per_class must be >= 2 or None, got {self.n_per_class!r}")
+        if self.n_per_class is not None:
+            check_integer(self.n_per_class, "n_per_class", 2)
         self._kd()  # the bandwidth is checked where it is used
 
     def _kd(self, bandwidth: float | str | None = None) -> KDensityDetector:

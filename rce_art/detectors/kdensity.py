@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from rce_art._validation import check_inputs, check_labels, check_positive
+from rce_art._validation import check_inputs, check_integer, check_labels, check_positive
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.kernel import PAPER_BANDWIDTHS, KernelBank, class_log_kdensity, select_bandwidth
 
@@ -55,9 +55,6 @@ class KDensityDetector(ScoreDetector):
         Detection of Adversarial Examples. NeurIPS 2018, Section 3.3.
     """
 
-    defence_params: ClassVar[list[str]] = ["classifier", "bandwidth", "n_per_class", "layer", "fpr", "calibration_fraction", "batch_size",
-                      "seed", "verbose"]
-    fit_params = ("classifier", "bandwidth", "n_per_class", "layer", "calibration_fraction", "seed")
     format_tag = "rce_art.KDensityDetector/2"
     report_key = "log_density"
 
@@ -89,8 +86,8 @@ class KDensityDetector(ScoreDetector):
                                  f"got {self.bandwidth!r}")
         else:
             check_positive(self.bandwidth, "bandwidth")
-        if self.n_per_class is not None and (int(self.n_per_class) != self.n_per_class or self.n_per_class < 1):
-            raise ValueError(f"n_per_class must be a positive integer or None, got {self.n_per_class!r}")
+        if self.n_per_class is not None:
+            check_integer(self.n_per_class, "n_per_class", 1)
         if not 0.0 < self.calibration_fraction < 1.0:
             raise ValueError(f"calibration_fraction must be in (0, 1), got {self.calibration_fraction}")
 

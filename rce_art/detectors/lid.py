@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from rce_art._tensors import eval_mode
-from rce_art.detectors.combined import CombinedDetector
+from rce_art._validation import check_integer
+from rce_art.detectors.characteristics import CombinedDetector
 from rce_art.detectors.layers import LayerFeatures
 
 __all__ = ["LIDDetector", "lid_mle"]
@@ -84,9 +85,6 @@ class LIDDetector(CombinedDetector):
         Characterizing Adversarial Subspaces Using Local Intrinsic Dimensionality. ICLR 2018, Section 4.
     """
 
-    defence_params: ClassVar[list[str]] = ["classifier", "layers", "k", "n_reference", "fpr", "calibration_fraction", "batch_size", "seed",
-                      "verbose"]
-    fit_params = ("classifier", "layers", "k", "n_reference", "calibration_fraction", "seed")
     format_tag = "rce_art.LIDDetector/1"
     report_key = "neg_logit"
 
@@ -103,9 +101,8 @@ class LIDDetector(CombinedDetector):
         super()._check_params()
         if isinstance(self.layers, str) and self.layers != "all":
             raise ValueError(f"layers must be 'all' or a list of layer names, got {self.layers!r}")
-        if isinstance(self.k, bool) or int(self.k) != self.k or self.k < 1:
-            raise ValueError(f"k must be a positive integer, got {self.k!r}")
-        if isinstance(self.n_reference, bool) or int(self.n_reference) != self.n_reference or self.n_reference <= self.k:
+        check_integer(self.k, "k", 1)
+        if check_integer(self.n_reference, "n_reference", 2) <= self.k:
             raise ValueError(f"n_reference must be an integer > k = {self.k}, got {self.n_reference!r}")
 
     def characteristics(self, x: Tensor) -> tuple[Tensor, Tensor]:

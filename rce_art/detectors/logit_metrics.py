@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -17,8 +17,6 @@ __all__ = ["ConfidenceDetector", "NonMEDetector"]
 class _LogitMetricDetector(ScoreDetector):
     """A detector whose score is a function of the logits; only the threshold is fitted."""
 
-    defence_params: ClassVar[list[str]] = ["classifier", "fpr", "batch_size", "verbose"]
-    fit_params = ("classifier",)
 
     def __init__(self, classifier: Any, fpr: float = 0.05, batch_size: int = 256, verbose: bool = False) -> None:
         super().__init__(classifier, layer=None, fpr=fpr, batch_size=batch_size, verbose=verbose)
@@ -73,7 +71,9 @@ class ConfidenceDetector(_LogitMetricDetector):
 
     Args:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` (ordinary logits).
-        fpr: Target false-positive rate. batch_size: Inputs per forward pass. verbose: Progress bar.
+        fpr: Target false-positive rate.
+        batch_size: Inputs per forward pass.
+        verbose: Progress bar.
     """
 
     format_tag = "rce_art.ConfidenceDetector/1"
@@ -88,7 +88,9 @@ class NonMEDetector(_LogitMetricDetector):
 
     Args:
         classifier: ART ``PyTorchClassifier`` or ``nn.Module`` (ordinary logits; for RCE the reversed ones).
-        fpr: Target false-positive rate. batch_size: Inputs per forward pass. verbose: Progress bar.
+        fpr: Target false-positive rate.
+        batch_size: Inputs per forward pass.
+        verbose: Progress bar.
     """
 
     format_tag = "rce_art.NonMEDetector/1"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from rce_art._tensors import eval_mode
-from rce_art.detectors.combined import CombinedDetector
+from rce_art.detectors.characteristics import CombinedDetector
 from rce_art.detectors.layers import LayerFeatures
 
 __all__ = ["MahalanobisDetector", "class_gaussians", "mahalanobis_score"]
@@ -69,8 +69,6 @@ class MahalanobisDetector(CombinedDetector):
         Adversarial Attacks. NeurIPS 2018, Section 2.
     """
 
-    defence_params: ClassVar[list[str]] = ["classifier", "layers", "eps", "fpr", "calibration_fraction", "batch_size", "seed", "verbose"]
-    fit_params = ("classifier", "layers", "eps", "calibration_fraction", "seed")
     format_tag = "rce_art.MahalanobisDetector/1"
     report_key = "score"
 

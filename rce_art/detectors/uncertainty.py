@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rce_art.detectors.combined import CombinedDetector
+from rce_art._validation import check_integer
+from rce_art.detectors.characteristics import CombinedDetector
 
 __all__ = ["BayesianUncertaintyDetector", "dropout_modules", "mc_dropout_uncertainty"]
 
@@ -145,8 +146,6 @@ class BayesianUncertaintyDetector(CombinedDetector):
         arXiv:1703.00410, 2017, Section 4.1 (Bayesian neural network uncertainty).
     """
 
-    defence_params: ClassVar[list[str]] = ["classifier", "mc_samples", "fpr", "calibration_fraction", "batch_size", "seed", "verbose"]
-    fit_params = ("classifier", "mc_samples", "calibration_fraction", "seed")
     format_tag = "rce_art.BayesianUncertaintyDetector/2"
     report_key = "neg_uncertainty"
     requires_combiner = False
@@ -161,8 +160,7 @@ class BayesianUncertaintyDetector(CombinedDetector):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if isinstance(self.mc_samples, bool) or int(self.mc_samples) != self.mc_samples or self.mc_samples < 2:
-            raise ValueError(f"mc_samples must be an integer >= 2, got {self.mc_samples!r}")
+        check_integer(self.mc_samples, "mc_samples", 2)
 
     def characteristics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         xp = self.view.preprocess(x)

@@ -1,15 +1,5 @@
 """Evaluation under the paper's protocol."""
 
-from rce_art.evaluation.adaptive import (
-    adaptive_report,
-    attack_failure_rate,
-    operating_point_rates,
-    robust_accuracy_with_detection,
-    robust_accuracy_with_rejection,
-    served_success_rate,
-    success_at_fpr,
-)
-from rce_art.evaluation.detectors import acc_criteria, evaluate_detectors
 from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
 from rce_art.evaluation.protocol import (
     METRICS,
@@ -22,9 +12,19 @@ from rce_art.evaluation.protocol import (
     report_from_scores,
     tpr_at_fpr,
 )
+from rce_art.evaluation.rates import (
+    adaptive_report,
+    attack_failure_rate,
+    operating_point_rates,
+    robust_accuracy_with_detection,
+    robust_accuracy_with_rejection,
+    served_success_rate,
+    success_at_fpr,
+)
 from rce_art.evaluation.report import markdown_table, write_records
 from rce_art.evaluation.sanity import cw_wb_sanity, detector_pgd_sanity
 from rce_art.evaluation.sharded import load_shards, save_shard, sharded_example_scores
+from rce_art.evaluation.side_by_side import acc_criteria, evaluate_detectors
 from rce_art.evaluation.worst_case import WorstCaseEnsemble, WorstCaseResult, count_network_passes
 
 __all__ = [

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from rce_art._validation import materialise, to_numpy
-from rce_art.evaluation.detectors import evaluate_detectors
 from rce_art.evaluation.paired import detection_auc, distortion, kept_pairs, tpr_at_fpr
+from rce_art.evaluation.side_by_side import evaluate_detectors
 from rce_art.metrics import confidence, confidence_log_odds, non_me
 
 __all__ = [

@@ -12,6 +12,7 @@ from torch import Tensor
 from rce_art._tensors import eval_mode
 from rce_art.attacks.cw_wb import CarliniWagnerWB
 from rce_art.attacks.detector_pgd import DetectorPGD
+from rce_art.detectors.calibration import is_flagged
 from rce_art.detectors.kernel import class_log_kdensity
 
 __all__ = ["cw_wb_sanity", "detector_pgd_sanity"]
@@ -101,7 +102,7 @@ def detector_pgd_sanity(
         r = DetectorPGD(**{**attack.params(), "steps": int(b)}).run(detector, x, labels)
         with torch.no_grad(), eval_mode(detector.model):
             score = detector.logits_and_score(r.x_adv)[1]
-        flagged = score < detector.threshold_
+        flagged = is_flagged(score, detector.threshold_)
         rates.append(float((r.misclassified & ~flagged).float().mean()))
         outcomes.append({"misclassified": r.misclassified.cpu().tolist(), "score": score.double().cpu().tolist()})
     lo, hi = detector.clip_values

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rce_art.attacks.detector_pgd import DetectorPGD
+from rce_art.detectors.calibration import is_flagged
 from rce_art.evaluation.sanity import detector_pgd_sanity
 from rce_art.metrics import wilson_interval
 
@@ -65,7 +66,7 @@ def success_at(outcome: dict[str, list[Any]], threshold: float) -> float:
     """Fraction of the sanity inputs misclassified AND not flagged at ``threshold`` (``detect``'s test)."""
     mis = np.asarray(outcome["misclassified"], bool)
     score = np.asarray(outcome["score"], np.float64)
-    return float((mis & (score >= threshold)).mean()) if mis.size else float("nan")
+    return float((mis & ~is_flagged(score, threshold)).mean()) if mis.size else float("nan")
 
 
 def _monotone(values: list[float], slack: float) -> bool:

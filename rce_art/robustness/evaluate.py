@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from rce_art import distributed
 from rce_art._validation import check_inputs, check_labels, is_data_source, materialise
-from rce_art.adapters.adaptive import ADAPTIVE_ATTACKS, STANDARD_ENSEMBLE, build_adaptive_attack
+from rce_art.adapters.adaptive_attacks import ADAPTIVE_ATTACKS, STANDARD_ENSEMBLE, build_adaptive_attack
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.persistence import model_fingerprint
 from rce_art.models.estimator import resolve_model

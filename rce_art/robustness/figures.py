@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from rce_art.detectors.calibration import is_flagged
+
 __all__ = ["figures", "percent"]
 
 
@@ -135,7 +137,7 @@ def _roc(report: Any, plt: Any) -> tuple[str, str, str]:
             fp, tp, _ = roc_curve(labels, scores)
             line = ax.plot(fp, tp, label=f"{d} (AUC {roc_auc_score(labels, scores):.2f})")[0]
             t = float(rec["thresholds"][str(f)])
-            ax.plot([np.mean(clean < t)], [np.mean(adv < t)], "o", color=line.get_color())
+            ax.plot([np.mean(is_flagged(clean, t))], [np.mean(is_flagged(adv, t))], "o", color=line.get_color())
         ax.plot([0, 1], [0, 1], "k:", lw=0.8), ax.set_title(f"attacked at {percent(f)} FPR", fontsize=9)
         ax.set_xlabel("clean inputs flagged"), ax.set_ylabel("best attempts flagged"), ax.legend(fontsize=7)
     caption = ("ROC of the detector separating the clean inputs from the attacks' best attempts (the attack ran at "

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from rce_art.evaluation.adaptive import operating_point_rates
+from rce_art.detectors.calibration import is_flagged
+from rce_art.evaluation.rates import operating_point_rates
 from rce_art.metrics import rate_with_interval as _rate
 from rce_art.robustness.diagnostics import check_rows
 from rce_art.robustness.store import CorruptResultError, atomic_write
@@ -137,9 +138,9 @@ def _point(rec: dict[str, Any], held_out: np.ndarray, f: float, threshold: float
            ) -> dict[str, Any]:
     y = np.asarray(rec["y"])
     correct = np.asarray(rec["clean_pred"]) == y
-    flagged = np.asarray(rec["clean_score"], np.float64) < threshold
+    flagged = is_flagged(rec["clean_score"], threshold)
     out: dict[str, Any] = {"fpr": f, "threshold": threshold,
-                           "realised_fpr": _rate(int((held_out < threshold).sum()), held_out.size),
+                           "realised_fpr": _rate(int(is_flagged(held_out, threshold).sum()), held_out.size),
                            "clean_flagged": _rate(int(flagged.sum()), y.size)}
     out.update(operating_point_rates(correct, flagged, broken))
     return out
@@ -191,8 +192,8 @@ def build_report(settings: dict[str, Any], units: list[str], results: dict[str, 
             rec[f"worst@{f}"] = w
             broken = np.asarray(w["broken"], bool)
             point = _point(rec, held, f, t, broken)
-            point["oblivious"] = operating_point_rates(correct, np.asarray(rec["clean_score"]) < t,
-                                                       obl_mis & (obl_score >= t))
+            point["oblivious"] = operating_point_rates(correct, is_flagged(rec["clean_score"], t),
+                                                       obl_mis & ~is_flagged(obl_score, t))
             counts = Counter(a for a, b in zip(w["attack"], w["broken"]) if b)
             point["broken_by"] = dict(counts.most_common())
             point["top_attack"] = counts.most_common(1)[0][0] if counts else "-"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rce_art.adapters.adaptive import build_adaptive_attack
+from rce_art.adapters.adaptive_attacks import build_adaptive_attack
 from rce_art.attacks.detector_pgd import DetectorPGD
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.calibration import calibrate_threshold
