@@ -25,7 +25,7 @@ import torch
 import rce_art as ra
 from rce_art.adapters import standard_ensemble
 from rce_art.evaluation import WorstCaseEnsemble
-from rce_art.robustness.evaluate import BUDGETS
+from rce_art.report.evaluate import BUDGETS
 
 
 def direct(det, x, y, eps, fprs, budget, batch_size):

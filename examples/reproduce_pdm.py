@@ -62,7 +62,7 @@ def distill(teacher, data, args, epochs: int):
 
 
 def cw_wb(det, x, targets, args):
-    return CarliniWagnerWB(**C.cw_wb_params(args)).generate(det, torch.as_tensor(x), torch.as_tensor(targets), targeted=True,
+    return CarliniWagnerWB(**C.cw_wb_params(args), targeted=True).generate(det, torch.as_tensor(x), torch.as_tensor(targets),
                                              verbose=not args.quiet)
 
 

@@ -100,10 +100,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         det = C.fit_detector(clf, data, x_cal, args.seed)
         rec: dict = {"objective": objective, "sigma": det.bandwidth_}
         for kappa, tag in ((0.0, ""), (5.0, "_hc")):
-            attack = CarliniWagnerWB(confidence=kappa, kernel_per_class=args.kernel_per_class, **params)
+            attack = CarliniWagnerWB(confidence=kappa, kernel_per_class=args.kernel_per_class, targeted=True, **params)
             t = time.perf_counter()
-            result = attack.generate(det, torch.as_tensor(x), torch.as_tensor(targets), targeted=True,
-                                     verbose=not args.quiet)
+            result = attack.generate(det, torch.as_tensor(x), torch.as_tensor(targets), verbose=not args.quiet)
             seconds = (time.perf_counter() - t) / n
             rec.update({f"{k}{tag}": v for k, v in summarise(result, det, x, data.clip_values).items()})
             rec[f"s_per_example{tag}"] = seconds

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     records = []
     for s_obj, s_clf in substitutes.items():
         s_det = C.fit_detector(s_clf, data, x_cal, args.seed)
-        result = CarliniWagnerWB(**params).generate(s_det, torch.as_tensor(x), torch.as_tensor(targets),
-                                                    targeted=True, verbose=not args.quiet)
+        result = CarliniWagnerWB(**params, targeted=True).generate(s_det, torch.as_tensor(x), torch.as_tensor(targets),
+                                                                   verbose=not args.quiet)
         x_adv = result.x_adv.cpu().numpy()
         for t_obj, t_det in target_dets.items():
             rec = ra.evaluation.evaluate_attack(t_det, x, x_adv, y, data.clip_values, substitute=s_obj, target=t_obj)

@@ -2,7 +2,7 @@
 
 The top level holds the user's path: data, models, trainers, detectors, attacks and [`evaluate`][rce_art.evaluate].
 Everything else lives in its subpackage (``rce_art.losses``, ``rce_art.metrics``, ``rce_art.evaluation`` for the
-paper protocol and the rates, ``rce_art.adapters`` for the toolkits, ``rce_art.robustness`` for the one-call
+paper protocol and the rates, ``rce_art.adapters`` for the toolkits, ``rce_art.report`` for the one-call
 report's parts). Names that 0.6 exported here and 0.7 moved keep working until 0.8, with a ``DeprecationWarning``
 naming their new home.
 """
@@ -10,7 +10,7 @@ naming their new home.
 from typing import Any
 
 from rce_art import distributed
-from rce_art._deprecation import moved_attribute
+from rce_art._deprecation import install_renamed_package, moved_attribute
 from rce_art.adapters import build_attack
 from rce_art.attacks import (
     CarliniWagnerWB,
@@ -47,7 +47,7 @@ from rce_art.models import (
     resnet32,
     resnet56,
 )
-from rce_art.robustness import EvaluationReport, evaluate
+from rce_art.report import EvaluationReport, evaluate
 from rce_art.training import CETrainer, ERTrainer, ObjectiveTrainer, PDMTrainer, RCETrainer, TorchTrainer, train_model
 
 __version__ = "0.7.0"
@@ -101,6 +101,9 @@ __all__ = [
     "resnet56",
     "train_model",
 ]
+
+# 0.6's package rce_art.robustness is rce_art.report (its module report is rce_art.report.model): old imports work
+install_renamed_package("rce_art.robustness", "rce_art.report", {"report": "model"})
 
 #: 0.6's top-level names that moved to their subpackage in 0.7 (working, with a DeprecationWarning, until 0.8).
 MOVED = {

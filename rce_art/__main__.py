@@ -1,5 +1,5 @@
 """``python -m rce_art``: the ``rce-art`` command."""
 
-from rce_art.robustness.cli import main
+from rce_art.report.cli import main
 
 raise SystemExit(main())

@@ -11,6 +11,8 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "LEMESLE_SGD",
     "PAPER_STEPS",
     "SGD",
+    "WORST_CASE",
+    "WorstCaseSettings",
     "cw_settings",
     "cw_wb_settings",
     "er_training_settings",
@@ -131,3 +135,48 @@ def er_training_settings(paper: bool, eps: float, digits: bool = False) -> dict[
         "encoder_step": "adam",
         "trades_beta": 6.0,
     }
+
+
+@dataclass(frozen=True)
+class WorstCaseSettings:
+    """The worst-case evaluation's defaults (``rce_art.evaluate``, the ensemble members, the diagnostics), in one place.
+
+    Iterations and queries are per attack at budget 1 (``"standard"``); a budget multiplies them. Frozen: pass a
+    changed copy (``dataclasses.replace(WORST_CASE, ...)``) where a caller takes one, never mutate.
+
+    Attributes:
+        budgets: Budget multipliers by name (``quick``: a fifth of the standard, for a first look and the extra
+            operating points of the SR-vs-FPR curve).
+        apgd_iterations: APGD iterations (ART and torchattacks; AutoAttack's CIFAR-10 setting: 100). The strength study
+            found no input that 10x more iterations broke and the standard ensemble missed (docs/results.md).
+        square_queries: Square queries (AutoAttack: 5000 on CIFAR-10; 8x8 and 28x28 inputs have few pixels to search).
+        square_min_side: Smallest image side Square runs on (ART's Square draws square windows inside the image: on
+            4x4 inputs its first window covers the image and it fails).
+        detector_pgd_steps: DetectorPGD steps (each mode), and the oblivious attack's.
+        cw_wb_steps: C&W-wb Adam steps per binary-search round.
+        rays_queries: RayS queries per input.
+        foolbox_pgd_steps: Foolbox PGD steps.
+        n_targets: Target classes of the targeted attacks (APGD-T; AutoAttack's standard: 9, ours: 3).
+        sanity_inputs: Inputs the diagnostics attack (the first ones of the evaluation).
+        eps_fractions: Fractions of eps of the diagnostics' success-vs-eps curve.
+        gallery_per_unit: Broken inputs per unit whose pixels the report's gallery keeps.
+        curve_fprs: Extra operating points of the SR-vs-FPR curve (quick budget).
+    """
+
+    budgets: Any = field(default_factory=lambda: MappingProxyType({"quick": 0.2, "standard": 1.0}))
+    apgd_iterations: int = 50
+    square_queries: int = 500
+    square_min_side: int = 5
+    detector_pgd_steps: int = 50
+    cw_wb_steps: int = 200
+    rays_queries: int = 500
+    foolbox_pgd_steps: int = 50
+    n_targets: int = 3
+    sanity_inputs: int = 32
+    eps_fractions: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5)
+    gallery_per_unit: int = 3
+    curve_fprs: tuple[float, ...] = (0.01, 0.1, 0.2, 0.3)
+
+
+WORST_CASE = WorstCaseSettings()
+"""The defaults in force."""

@@ -26,8 +26,8 @@ def setup(digits, ce_trainer):
 @pytest.fixture(scope="module")
 def result(setup):
     det, x, _, targets = setup
-    attack = CarliniWagnerWB(max_iter=100, binary_search_steps=3, phase1_search_steps=2)
-    return attack, attack.run(det, x, targets, targeted=True)
+    attack = CarliniWagnerWB(max_iter=100, binary_search_steps=3, phase1_search_steps=2, targeted=True)
+    return attack, attack.run(det, x, targets)
 
 
 def test_margin_term_on_hand_example():
@@ -148,8 +148,8 @@ def test_phase2_failure_returns_target_classified_iterate_with_smallest_f2(setup
     # eta so low that f2 > 0 everywhere: no iterate passes both tests; the returned example must be the
     # target-classified phase-2 iterate with the smallest f2 (authors' code), not the phase-1 example
     det, x, _, targets = setup
-    attack = CarliniWagnerWB(max_iter=60, binary_search_steps=2, phase1_search_steps=2, eta=[-1e3] * 10)
-    r = attack.run(det, x[:8], targets[:8], targeted=True)
+    attack = CarliniWagnerWB(max_iter=60, binary_search_steps=2, phase1_search_steps=2, eta=[-1e3] * 10, targeted=True)
+    r = attack.run(det, x[:8], targets[:8])
     assert not r.success.any()
     reached = (r.phase1_x_adv != x[:8]).flatten(1).any(1)
     assert reached.sum() >= 4
@@ -172,7 +172,7 @@ def test_each_phase_has_its_own_binary_search(setup, monkeypatch):
 
     monkeypatch.setattr(CarliniWagnerWB, "_search", spy)
     CarliniWagnerWB(max_iter=5, initial_const=100.0, binary_search_steps=2, phase1_const=10.0,
-                    phase1_search_steps=1).run(det, x[:2], targets[:2], targeted=True)
+                    phase1_search_steps=1, targeted=True).run(det, x[:2], targets[:2])
     assert calls == [(10.0, 1), (100.0, 2)]
     defaults = CarliniWagnerWB()
     assert (defaults.phase1_const, defaults.phase1_search_steps) == (10.0, 3)  # the authors' code
@@ -190,8 +190,9 @@ def test_early_abort_fires_with_positive_kappa(setup, monkeypatch):
     calls = []
     inner = det.logits_and_features
     monkeypatch.setattr(det, "logits_and_features", lambda z: (calls.append(1), inner(z))[1])
-    attack = CarliniWagnerWB(confidence=1.0, max_iter=100, binary_search_steps=2, two_phase=False, eta=[1e6] * 10)
-    r = attack.run(det, xs, pred, targeted=True)
+    attack = CarliniWagnerWB(confidence=1.0, max_iter=100, binary_search_steps=2, two_phase=False, eta=[1e6] * 10,
+                             targeted=True)
+    r = attack.run(det, xs, pred)
     assert r.success.all()
     # the loss sits at its floor 0: each round stops at its second check (step 20 of 100); + the final check.
     # With the old negative margin (-kappa) the loss kept "improving" and every round ran all 100 steps.
@@ -203,12 +204,15 @@ def test_attack_and_sanity_run_in_eval_mode_and_restore_it(digits, setup):
     model = det.model
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bn
-    attack = CarliniWagnerWB(max_iter=20, binary_search_steps=1, phase1_search_steps=1)
-    ref = attack.run(det, x[:4], targets[:4], targeted=True)
+    attack = CarliniWagnerWB(max_iter=20, binary_search_steps=1, phase1_search_steps=1, targeted=True)
+    ref = attack.run(det, x[:4], targets[:4])
+    with pytest.warns(DeprecationWarning, match="to the constructor"):  # 0.6's call shape, until 0.8
+        old = CarliniWagnerWB(**{**attack.params(), "targeted": False}).run(det, x[:4], targets[:4], targeted=True)
+    torch.testing.assert_close(old.x_adv, ref.x_adv)
     stats = [m.running_mean.clone() for m in bn]
     model.train()
     try:
-        r = attack.run(det, x[:4], targets[:4], targeted=True)
+        r = attack.run(det, x[:4], targets[:4])
         assert model.training and all(m.training for m in model.modules())
         ra.evaluation.cw_wb_sanity(attack, det, x[:2], targets[:2], targeted=True, budgets=(5,), unbounded_iter=5)
         assert model.training and all(m.training for m in model.modules())

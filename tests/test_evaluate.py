@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import rce_art as ra
-from rce_art.robustness import CorruptResultError, EvaluationReport, evaluate, merge
-from rce_art.robustness.cli import main
+from rce_art.report import CorruptResultError, EvaluationReport, evaluate, merge
+from rce_art.report.cli import main
 
 FAST = {"attacks": ["pgd-selective", "apgd-ce"], "budget": "quick", "batch_size": 12, "verbose": False,
         "curve_fprs": ()}

@@ -12,9 +12,9 @@ import torch
 from conftest import clf_of, user_data
 
 import rce_art as ra
-from rce_art.robustness import EvaluationReport, ResultStore, evaluate, merge
-from rce_art.robustness.cli import main
-from rce_art.robustness.store import CorruptResultError, atomic_save, atomic_write
+from rce_art.report import EvaluationReport, ResultStore, evaluate, merge
+from rce_art.report.cli import main
+from rce_art.report.store import CorruptResultError, atomic_save, atomic_write
 
 FAST = {"attacks": ["pgd-selective"], "budget": "quick", "batch_size": 12, "verbose": False, "curve_fprs": (),
         "diagnostics": False}
@@ -58,7 +58,7 @@ def test_a_rerun_that_changes_what_the_numbers_depend_on_is_refused(setup, tmp_p
     x, y, x_cal, x_fit, y_fit = data
     with pytest.raises(ValueError, match="another evaluation.*fit_data"):
         _run(net, (x, y, x_cal, x_fit[:-1], y_fit[:-1]), tmp_path)
-    ev = importlib.import_module("rce_art.robustness.evaluate")  # the module (the package exports the function)
+    ev = importlib.import_module("rce_art.report.evaluate")  # the module (the package exports the function)
     orig = ev.package_versions
     monkeypatch.setattr(ev, "package_versions", lambda: {**orig(), "torch": "0.0.1"})
     with pytest.raises(ValueError, match="another evaluation.*versions.torch"):
@@ -95,7 +95,7 @@ def test_duplicates_and_bad_arguments_fail_before_anything_is_written(setup, tmp
             evaluate(clf_of(net), change.get("dets", ["confidence"]), x[:12], y[:12], x_calibration=x_cal,
                      x_fit=x_fit, y_fit=y_fit, out=tmp_path / "o", **{**FAST, "eps": 0.2, **kw})
         assert not (tmp_path / "o").exists(), change
-    from rce_art.robustness.evaluate import _validated
+    from rce_art.report.evaluate import _validated
 
     v = _validated(clf_of(net), ["confidence"], x, y, x_cal, x_fit, y_fit, np.float32(0.1), "linf", "standard",
                    (0.05,), (), "quick", np.int64(7), 0, None, None)
@@ -256,7 +256,7 @@ def test_training_arrays_are_named_in_errors(user_files, tmp_path, monkeypatch, 
 def test_disk_full_is_one_line(user_files, tmp_path, monkeypatch, capsys):
     import errno
 
-    import rce_art.robustness.store as store
+    import rce_art.report.store as store
 
     root, _ = user_files
     monkeypatch.chdir(root)

@@ -19,7 +19,7 @@ from rce_art.evaluation import (
     served_success_rate,
     success_at_fpr,
 )
-from rce_art.robustness import build_report, evaluate, plan_units
+from rce_art.report import build_report, evaluate, plan_units
 
 FAST = {"attacks": ["pgd-selective", "apgd-ce"], "budget": "quick", "batch_size": 12, "verbose": False}
 
@@ -165,12 +165,12 @@ def test_every_operating_point_gets_its_own_diagnostics_and_shares():
     assert verdict["0.5"]["gradient-free attacks do not beat gradient ones"] == "WARN"
     assert "square: 1" in rep.to_markdown()
     res["d|worst|0.5|0"]["threshold"] = 9.0  # a unit attacked at another threshold than the plan's is refused
-    with pytest.raises(ra.robustness.CorruptResultError, match="threshold"):
+    with pytest.raises(ra.report.CorruptResultError, match="threshold"):
         build_report(settings, units, res, [0, 1, 2, 3])
 
 
 def test_sanity_curves_are_counted_at_each_operating_points_threshold():
-    from rce_art.robustness.diagnostics import check_rows
+    from rce_art.report.diagnostics import check_rows
 
     outcome = {"misclassified": [True, True, True, False], "score": [0.0, 1.0, 2.0, 9.0]}
     diag = {"n": 4, "steps": [1, 2, 4], "by_steps": [outcome] * 3, "eps_curve": [0.1, 0.2],

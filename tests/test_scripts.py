@@ -45,6 +45,7 @@ def test_table1_smoke(out, table1):
     assert list((tmp_path / "models").glob("*.pt"))
 
 
+@pytest.mark.slow  # run by .ci/run's script step (pytest -m slow tests/test_scripts.py)
 def test_table2_smoke(out, table1, capsys):
     tmp_path = out
     records = _load("reproduce_table2").main([*TINY, "--n-examples", "24", "--bandwidth", "both",
@@ -116,6 +117,7 @@ def test_compare_detectors_smoke(out, capsys):
     assert (out / "figures" / "detectors-digits.png").exists()
 
 
+@pytest.mark.slow  # run by .ci/run's script step (pytest -m slow tests/test_scripts.py)
 def test_adaptive_eval_smoke(out, capsys):
     records = _load("adaptive_eval").main([*TINY, "--n-examples", "20", "--objectives", "CE,RCE", "--detectors",
                                            "kd,mahalanobis", "--eps-grid", "0.1", "--steps", "3", "--sanity-examples", "4", "--max-iter", "20",

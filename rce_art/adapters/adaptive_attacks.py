@@ -23,20 +23,17 @@ from torch import Tensor
 from rce_art.adapters.registry import seeded_global_rngs
 from rce_art.attacks.detector_class import DetectorAsClass
 from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
+from rce_art.settings import WORST_CASE
 
 __all__ = ["ADAPTIVE_ATTACKS", "STANDARD_ENSEMBLE", "ToolkitMember", "build_adaptive_attack", "standard_ensemble"]
 
 
-APGD_ITERATIONS = 50
-"""Default APGD iterations (ART and torchattacks; AutoAttack's CIFAR-10 setting: 100). The strength study found no
-input that 10x more iterations broke and the standard ensemble missed (docs/results.md)."""
-SQUARE_QUERIES = 500
-"""Default Square queries (AutoAttack: 5000 on CIFAR-10); 8x8 and 28x28 inputs have few pixels to search."""
-
-
-SQUARE_MIN_SIDE = 5
-"""Smallest image side Square runs on (ART's Square draws square windows inside the image: on 4x4 inputs its first
-window covers the image and it fails)."""
+APGD_ITERATIONS = WORST_CASE.apgd_iterations
+"""Default APGD iterations ([`rce_art.settings.WorstCaseSettings`][])."""
+SQUARE_QUERIES = WORST_CASE.square_queries
+"""Default Square queries ([`rce_art.settings.WorstCaseSettings`][])."""
+SQUARE_MIN_SIDE = WORST_CASE.square_min_side
+"""Smallest image side Square runs on ([`rce_art.settings.WorstCaseSettings`][])."""
 _IMAGE_ONLY = ("square", "ta-square", "autoattack")
 
 
@@ -125,7 +122,7 @@ def _foolbox(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) ->
     from rce_art.adapters.foolbox_attack import FoolboxAttack
 
     cls = fb.attacks.LinfPGD if _linf(m.norm) else fb.attacks.L2PGD
-    a = cls(abs_stepsize=m.eps / 4, steps=m.steps(50), random_start=True)
+    a = cls(abs_stepsize=m.eps / 4, steps=m.steps(WORST_CASE.foolbox_pgd_steps), random_start=True)
     return FoolboxAttack(a, folded, clip_values=folded.clip_values, epsilon=m.eps).generate(x, y)
 
 
@@ -140,7 +137,7 @@ class ToolkitMember(EnsembleAttack):
     """
 
     toolkit: str = "art"
-    n_targets: int = 3
+    n_targets: int = WORST_CASE.n_targets
     batch_size: int = 256
     run_folded: Callable[..., Any] | None = None
     member_kind: str = "gradient"

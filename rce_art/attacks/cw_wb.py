@@ -134,6 +134,7 @@ class CarliniWagnerWB(SignatureParams):
         eta: Detector margin per class; ``None`` = median of ``-log KD`` over the detector's
             kernel points of that class, under the attacker's kernel, each point leaving itself out.
         two_phase: Run phase 1 first (the paper's procedure); if false, only phase 2 from the input.
+        targeted: ``labels`` are target classes (else true labels), as in every rce-art attack's constructor.
 
     References:
         N. Carlini, D. Wagner. Adversarial Examples Are Not Easily Detected: Bypassing Ten
@@ -153,6 +154,7 @@ class CarliniWagnerWB(SignatureParams):
         kernel_per_class: int | None = 100,
         eta: Sequence[float] | None = None,
         two_phase: bool = True,
+        targeted: bool = False,
     ) -> None:
         if not (isinstance(confidence, (int, float)) and math.isfinite(confidence) and confidence >= 0):
             raise ValueError(f"confidence (kappa) must be a finite number >= 0, got {confidence!r}")
@@ -175,6 +177,7 @@ class CarliniWagnerWB(SignatureParams):
         self.kernel_per_class = kernel_per_class
         self.eta = None if eta is None else [float(e) for e in eta]
         self.two_phase = bool(two_phase)
+        self.targeted = bool(targeted)
 
     # ----------------------------------------------------------------- detector
     def attacker_kernels(self, detector: Any) -> list[Tensor]:
@@ -195,12 +198,17 @@ class CarliniWagnerWB(SignatureParams):
         return torch.stack(out).float().cpu()
 
     # ---------------------------------------------------------------------- run
-    def generate(self, detector: Any, x: Any, labels: Any = None, targeted: bool = False, batch_size: int = 128,
+    def generate(self, detector: Any, x: Any, labels: Any = None, targeted: bool | None = None, batch_size: int = 128,
                  verbose: bool = False, progress: bool | None = None) -> CWResult:
         """Attack ``x`` in batches of ``batch_size`` (see [`run`][]), with an optional progress bar
         showing examples done and the success rate so far. ``x`` may be a ``DataLoader`` / ``Dataset`` yielding
-        ``(x, y)``: its labels are used unless ``labels`` is given."""
+        ``(x, y)``: its labels are used unless ``labels`` is given.
+
+        The call shape of every rce-art attack: ``generate(detector, x, labels, batch_size=..., verbose=...)``;
+        ``targeted`` is the constructor's (passing it here is deprecated, removed in 0.8)."""
         from tqdm.auto import tqdm
+
+        targeted = self._targeted(targeted)
 
         x, found = materialise(x, "x")
         labels = found if labels is None else labels
@@ -213,7 +221,7 @@ class CarliniWagnerWB(SignatureParams):
         verbose = deprecated_progress(progress, verbose)
         with tqdm(total=x.shape[0], desc="C&W-wb", unit="ex", disable=not verbose, leave=False) as bar:
             for i in range(0, x.shape[0], batch_size):
-                r = self.run(detector, x[i : i + batch_size], labels[i : i + batch_size], targeted)
+                r = self._run(detector, x[i : i + batch_size], labels[i : i + batch_size], targeted)
                 parts.append(r)
                 done += r.success.numel()
                 ok += int(r.success.sum())
@@ -221,14 +229,24 @@ class CarliniWagnerWB(SignatureParams):
                 bar.set_postfix(success=f"{ok / done:.2%}")
         return CWResult(*(torch.cat([getattr(p, f) for p in parts]) for f in CWResult.__dataclass_fields__))
 
-    def run(self, detector: Any, x: Tensor, labels: Tensor, targeted: bool = False) -> CWResult:
+    def _targeted(self, targeted: bool | None) -> bool:
+        if targeted is None:
+            return self.targeted
+        import warnings
+
+        warnings.warn("passing targeted to CarliniWagnerWB.run / generate is deprecated (removed in rce-art 0.8): "
+                      "pass it to the constructor, CarliniWagnerWB(..., targeted=True), as for DetectorPGD",
+                      DeprecationWarning, stacklevel=3)
+        return bool(targeted)
+
+    def run(self, detector: Any, x: Tensor, labels: Tensor, targeted: bool | None = None) -> CWResult:
         """Attack a batch, with the detector's model in eval mode (its train/eval mode is restored after).
 
         Args:
             detector: A fitted [`KDensityDetector`][rce_art.detectors.KDensityDetector] (its classifier is the model).
             x: Clean inputs ``(N, ...)`` within the classifier's clip values.
             labels: Target classes (``targeted=True``) or true labels, ``(N,)``.
-            targeted: Whether ``labels`` are targets.
+            targeted: Deprecated (removed in 0.8): the constructor's ``targeted`` says whether ``labels`` are targets.
 
         Returns:
             [`CWResult`][].
@@ -237,6 +255,9 @@ class CarliniWagnerWB(SignatureParams):
             NotFittedError: If the detector is not fitted.
             ValueError: On inputs outside the clip values, bad labels, or a classifier without clip values.
         """
+        return self._run(detector, x, labels, self._targeted(targeted))
+
+    def _run(self, detector: Any, x: Tensor, labels: Tensor, targeted: bool) -> CWResult:
         check_kdensity(detector)
         detector.check_fitted()
         clip = detector.clip_values

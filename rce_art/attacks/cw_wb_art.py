@@ -15,12 +15,12 @@ __all__ = ["CarliniWagnerWBART"]
 class CarliniWagnerWBART(DetectorAttackART):
     """ART form of [`CarliniWagnerWB`][rce_art.attacks.CarliniWagnerWB] (white-box C&W against a K-density detector).
 
-    Its parameters are the torch attack's, with the same defaults (derived from its signature), between these:
+    Its parameters are the torch attack's (``targeted`` among them: ``generate``'s ``y`` are then target classes),
+    with the same defaults (derived from its signature), between these:
 
     Args:
         estimator: The ART ``PyTorchClassifier`` under attack (ordinary logits).
         detector: A fitted [`KDensityDetector`][rce_art.detectors.KDensityDetector] on that classifier.
-        targeted: If true, ``generate``'s ``y`` are target classes.
         batch_size: Examples attacked together.
         verbose: Show a progress bar (examples done, success so far).
 
@@ -36,4 +36,4 @@ class CarliniWagnerWBART(DetectorAttackART):
         super()._check_params()
 
     def _run(self, xt: Tensor, labels: Any) -> CWResult:
-        return self.core().generate(self.detector, xt, labels, self.targeted, self.batch_size, verbose=self.verbose)
+        return self.core().generate(self.detector, xt, labels, batch_size=self.batch_size, verbose=self.verbose)

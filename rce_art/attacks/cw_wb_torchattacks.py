@@ -33,4 +33,4 @@ class CarliniWagnerWBTorchattacks(DetectorAttackForm):
         self.core = CarliniWagnerWB(**params)
 
     def run(self, x: Tensor, goal: Tensor) -> CWResult:
-        return self.core.run(self.detector, x, goal, targeted=self.targeted)
+        return CarliniWagnerWB(**{**self.core.params(), "targeted": bool(self.targeted)}).run(self.detector, x, goal)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from rce_art._signature import init_parameters
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_inputs, check_integer, is_data_source, materialise, to_numpy
+from rce_art._validation import check_inputs, check_integer, check_labels, is_data_source, materialise, to_numpy
 from rce_art.detectors.calibration import calibrate_threshold, is_flagged
 from rce_art.detectors.persistence import check_fingerprint, load_state, model_fingerprint, save_state
 from rce_art.distributed import all_gather_concat, is_distributed, shard_slice
@@ -42,7 +42,8 @@ class ScoreDetector(EvasionDetector):
     Parameters are the signature (as in scikit-learn): ``defence_params`` (ART's list of the constructor's
     arguments) is derived from ``__init__``, and ``fit_params`` (those whose change invalidates a fit) is it minus
     `NOT_FIT_PARAMS`. Subclasses store every argument under its own name, set ``format_tag`` and ``report_key``,
-    and implement ``fit``, [`score_features`][], ``_fitted_state`` and ``_restore_state``.
+    and implement [`score_features`][], the fit hooks (``_fit_split``, ``_fit_state``, ``_fit_provenance``: [`fit`][]
+    is one template for the whole family), ``_fitted_state`` and ``_restore_state``.
 
     Attributes:
         threshold_ (float): Scores below it are flagged adversarial.
@@ -64,6 +65,10 @@ class ScoreDetector(EvasionDetector):
     #: other, independent draws for attacks that average over them (expectation over transformation).
     stochastic: ClassVar[bool] = False
     _eot_draw: int = 0
+    #: Keyword arguments [`fit`][] accepts besides ``x`` and ``y``.
+    fit_kwargs: ClassVar[frozenset[str]] = frozenset({"x_calibration"})
+    #: Whether [`fit`][] needs labels (a detector that learns nothing from data takes none).
+    fit_needs_labels: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -199,6 +204,80 @@ class ScoreDetector(EvasionDetector):
             x, found = materialise(x, "x")
             y = found if y is None else y
         return x, y
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, x: Any, y: Any = None, batch_size: int | None = None, nb_epochs: int = 0,
+            **kwargs: Any) -> ScoreDetector:
+        """Fit on clean training data and calibrate the threshold: the one template of the family.
+
+        In order: the keyword arguments and inputs are checked (one clear error before any work); the classes are
+        read from a forward pass; a raw (unreversed) RCE network is refused; the fit rows and the calibration rows
+        are chosen (``_fit_split``: without ``x_calibration``, a ``calibration_fraction`` of ``x`` is held out of
+        the fit, with a `CalibrationWarning`); the detector learns its state (``_fit_state``); the threshold is
+        calibrated on ``x_calibration`` or the held-out rows; what it was fitted on is recorded in ``provenance_``.
+
+        Args:
+            x: Training inputs ``(N, *input_shape)`` in the classifier's pixel range, or a ``DataLoader`` /
+                ``Dataset`` yielding ``(x, y)`` (then ``y`` may be omitted).
+            y: Their true labels, ``(N,)`` integers or ``(N, L)`` one-hot.
+            batch_size: Batch size of the forward passes (default: the constructor's).
+            nb_epochs: Ignored (ART signature; nothing is trained).
+            **kwargs: ``x_calibration``: held-out clean inputs for the threshold; and the detector's own
+                (`fit_kwargs`, e.g. ``x_adv`` / ``x_clean`` for a combiner).
+
+        Returns:
+            ``self``.
+
+        Raises:
+            TypeError: On an unknown keyword argument.
+            ValueError: On invalid inputs or labels, missing labels, or a raw (unreversed) RCE network.
+        """
+        unknown = set(kwargs) - self.fit_kwargs
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; fit accepts {sorted(self.fit_kwargs)}")
+        x, y = self._fit_data(x, y, kwargs)
+        if y is None and self.fit_needs_labels:
+            raise ValueError("fit needs labels y (or a DataLoader / Dataset yielding (x, y))")
+        self._check_x(x)
+        x = to_numpy(x).astype(np.float32, copy=False)
+        self._check_fit_kwargs(kwargs)
+        logits = self.extract(x[:256], batch_size)[0]
+        self.nb_classes_ = int(logits.shape[1])
+        y_int = None if y is None else check_labels(y, x.shape[0], self.nb_classes_)
+        if y_int is not None:
+            self.check_reverse_network(logits, torch.as_tensor(y_int[:256]))  # a raw RCE network scores nonsense
+        x_cal = kwargs.get("x_calibration")
+        if x_cal is None:
+            self._warn_uncalibrated()
+        fit_idx, cal_idx = self._fit_split(x, y_int, x_cal is None)
+        self.provenance_ = {}
+        self._fit_state(x, y_int, fit_idx, batch_size, kwargs)
+        self.calibrate(x[cal_idx] if x_cal is None else x_cal, batch_size=batch_size)
+        self.provenance_.update(self._fit_provenance(x, fit_idx, x_cal is not None))
+        return self
+
+    def _check_fit_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """Raise on inconsistent keyword arguments of [`fit`][] before any work (subclasses extend)."""
+
+    def _fit_split(self, x: np.ndarray, y: np.ndarray | None, hold_out: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(fit rows, calibration rows)`` of ``x``; with ``hold_out``, a seeded ``calibration_fraction`` of the rows
+        is held out of the fit for the threshold (the calibration rows are unused otherwise)."""
+        n = x.shape[0]
+        if not hold_out:
+            return np.arange(n), np.arange(0)
+        perm = np.random.default_rng(self.seed).permutation(n)
+        n_cal = max(1, round(float(self.calibration_fraction) * n))
+        return np.sort(perm[n_cal:]), perm[:n_cal]
+
+    def _fit_state(self, x: np.ndarray, y: np.ndarray | None, fit_idx: np.ndarray, batch_size: int | None,
+                   kwargs: dict[str, Any]) -> None:
+        """Learn the detector's state from the fit rows ``x[fit_idx]`` (and the detector's own keyword arguments)."""
+        raise NotImplementedError
+
+    def _fit_provenance(self, x: np.ndarray, fit_idx: np.ndarray, given: bool) -> dict[str, Any]:
+        """What the fit saw, recorded after calibration (``given``: ``x_calibration`` was passed)."""
+        return {"n_fit": int(fit_idx.size), "calibration": "x_calibration" if given else
+                f"{self.calibration_fraction:.0%} of the fit data held out"}
 
     def _warn_uncalibrated(self) -> None:
         """Warn that the threshold is about to be set on inputs drawn from ``fit``'s own (training) inputs."""

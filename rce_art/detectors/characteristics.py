@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_labels, materialise, to_numpy
+from rce_art._validation import materialise, to_numpy
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.combiner import LogisticCombiner, is_sparse_attack, matched_flip_noise, matched_gaussian_noise
 
@@ -42,7 +42,7 @@ class CombinedDetector(ScoreDetector):
     """
 
     requires_combiner: ClassVar[bool] = True
-    fit_kwargs: ClassVar[set[str]] = {"x_calibration", "x_adv", "x_clean", "x_noisy", "attack"}
+    fit_kwargs: ClassVar[frozenset[str]] = frozenset({"x_calibration", "x_adv", "x_clean", "x_noisy", "attack"})
     #: Negatives besides the clean inputs when ``x_noisy`` is not given: ``"auto"`` (matched Gaussian noise, the
     #: recipes of Feinman et al. and Ma et al.) or ``None`` (clean inputs only, e.g. the ER paper's regression).
     default_x_noisy: ClassVar[str | None] = "auto"
@@ -63,67 +63,33 @@ class CombinedDetector(ScoreDetector):
         raise NotImplementedError
 
     # ------------------------------------------------------------------- fitting
-    def fit(self, x: Any, y: Any = None, batch_size: int | None = None, nb_epochs: int = 0,
-            **kwargs: Any) -> CombinedDetector:
-        """Fit the unsupervised part on ``(x, y)``, the combiner on ``x_clean`` / ``x_adv``, then calibrate.
-
-        Args:
-            x: Clean training inputs ``(N, *input_shape)``, or a ``DataLoader`` / ``Dataset`` yielding ``(x, y)``
-                (then ``y`` may be omitted); ``x_calibration``, ``x_clean`` and ``x_adv`` may be loaders too.
-            y: Their labels ``(N,)`` or one-hot.
-            batch_size: Batch size of the forward passes.
-            nb_epochs: Ignored (ART signature).
-            **kwargs: ``x_adv`` and ``x_clean`` (adversarial examples and the clean inputs they were crafted
-                from; required unless the detector has a default score), ``x_noisy`` (``"auto"``: matched
-                Gaussian noise, an array, or ``None``; default `default_x_noisy`), ``attack`` (name
-                recorded in the metadata),
-                ``x_calibration`` (held-out clean inputs; default: ``calibration_fraction`` of ``x``).
-
-        Returns:
-            ``self``.
-
-        Raises:
-            TypeError: On an unknown keyword argument.
-            ValueError: On invalid inputs, or a missing ``x_adv`` / ``x_clean`` where a combiner is required.
-        """
-        unknown = set(kwargs) - self.fit_kwargs
-        if unknown:
-            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; fit accepts {sorted(self.fit_kwargs)}")
-        x, y = self._fit_data(x, y, kwargs)
-        if y is None:
-            raise ValueError("fit needs labels y (or a DataLoader / Dataset yielding (x, y))")
-        self._check_x(x)
-        x = to_numpy(x).astype(np.float32)
-        logits = self.extract(x[:256])[0]
-        y_int = check_labels(y, x.shape[0], logits.shape[1])
-        self.check_reverse_network(logits, torch.as_tensor(y_int[:256]))  # a raw RCE network scores nonsense
+    # fit: the base template; ``x_adv`` and ``x_clean`` (adversarial examples and the clean inputs they were crafted
+    # from; required unless the detector has a default score), ``x_noisy`` (``"auto"``: matched Gaussian noise, an
+    # array, or ``None``; default `default_x_noisy`) and ``attack`` (name recorded in the metadata) fit the combiner
+    # after the unsupervised part, before the threshold.
+    def _check_fit_kwargs(self, kwargs: dict[str, Any]) -> None:
         x_adv, x_clean = kwargs.get("x_adv"), kwargs.get("x_clean")
         if (x_adv is None) != (x_clean is None):
             raise ValueError("pass x_adv together with x_clean, the clean inputs it was crafted from")
         if x_adv is None and self.requires_combiner:
             raise ValueError(f"{type(self).__name__} combines its characteristics with a logistic regression: pass "
                              "x_adv (adversarial examples of one attack) and x_clean (their clean inputs) to fit")
-        x_cal = kwargs.get("x_calibration")
-        fit_idx = np.arange(x.shape[0])
-        if x_cal is None:
-            self._warn_uncalibrated()
-            perm = np.random.default_rng(self.seed).permutation(x.shape[0])
-            n_cal = max(1, round(float(self.calibration_fraction) * x.shape[0]))
-            x_cal, fit_idx = x[perm[:n_cal]], np.sort(perm[n_cal:])
-        self.nb_classes_ = int(logits.shape[1])
-        self._fit_unsupervised(x[fit_idx], y_int[fit_idx], batch_size)
+
+    def _fit_state(self, x: np.ndarray, y: np.ndarray | None, fit_idx: np.ndarray, batch_size: int | None,
+                   kwargs: dict[str, Any]) -> None:
+        assert y is not None  # fit_needs_labels
+        self._fit_unsupervised(x[fit_idx], y[fit_idx], batch_size)
         self.__dict__.pop("combiner_", None)
         self.noise_std_ = None
         self.threshold_ = float("-inf")
         self.calibration_scores_ = torch.zeros(0, dtype=torch.float64)
         self.provenance_ = {"n_fit": int(fit_idx.size)}
-        if x_adv is not None:
-            self.fit_combiner(x_clean, x_adv, kwargs.get("x_noisy", self.default_x_noisy), kwargs.get("attack"),
-                              batch_size)
-        self.calibrate(x_cal, batch_size=batch_size)
-        self.provenance_["calibration"] = ("x_calibration" if kwargs.get("x_calibration") is not None else
-                                           f"{self.calibration_fraction:.0%} of the fit data held out")
-        return self
+        if kwargs.get("x_adv") is not None:
+            self.fit_combiner(kwargs["x_clean"], kwargs["x_adv"], kwargs.get("x_noisy", self.default_x_noisy),
+                              kwargs.get("attack"), batch_size)
+
+    def _fit_provenance(self, x: np.ndarray, fit_idx: np.ndarray, given: bool) -> dict[str, Any]:
+        return {"calibration": "x_calibration" if given else f"{self.calibration_fraction:.0%} of the fit data held out"}
 
     def fit_combiner(self, x_clean: Any, x_adv: Any, x_noisy: Any = "default", attack: str | None = None,
                      batch_size: int | None = None) -> CombinedDetector:

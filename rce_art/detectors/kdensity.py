@@ -92,64 +92,36 @@ class KDensityDetector(ScoreDetector):
             raise ValueError(f"calibration_fraction must be in (0, 1), got {self.calibration_fraction}")
 
     # ---------------------------------------------------------------------- fit
-    def fit(self, x: Any, y: Any = None, batch_size: int | None = None, nb_epochs: int = 0,
-            **kwargs: Any) -> KDensityDetector:
-        """Extract the kernel's training features, choose the bandwidth and calibrate the threshold.
-
-        Data seen: the kernel holds up to ``n_per_class`` points per class of ``(x, y)``; the threshold is
-        calibrated on ``x_calibration`` or, without it, on a ``calibration_fraction`` of ``x`` held out of
-        the kernel.
-
-        Args:
-            x: Training inputs ``(N, *input_shape)`` in the classifier's pixel range, or a ``DataLoader`` /
-                ``Dataset`` yielding ``(x, y)`` (then ``y`` may be omitted).
-            y: Their true labels, ``(N,)`` integers or ``(N, L)`` one-hot.
-            batch_size: Feature-extraction batch size (default: the constructor's).
-            nb_epochs: Ignored (ART signature; nothing is trained).
-            **kwargs: ``x_calibration``: held-out clean inputs for the threshold.
-
-        Returns:
-            ``self``.
-
-        Raises:
-            TypeError: On an unknown keyword argument.
-            ValueError: On invalid inputs or labels, a class with no training point, or a raw
-                (unreversed) RCE network.
-        """
-        x, y = self._fit_data(x, y, kwargs)
-        if y is None:
-            raise ValueError("fit needs labels y (or a DataLoader / Dataset yielding (x, y))")
-        self._check_x(x)
-        unknown = set(kwargs) - {"x_calibration"}
-        if unknown:
-            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; fit accepts x_calibration")
-        logits, _ = self.extract(x[:1])
-        nb_classes = logits.shape[1]
-        y_int = check_labels(y, x.shape[0], nb_classes)
+    # fit: the base template. Data seen: the kernel holds up to ``n_per_class`` points per class of ``(x, y)``; the
+    # threshold is calibrated on ``x_calibration`` or, without it, on a ``calibration_fraction`` of each class held
+    # out of the kernel.
+    def _fit_split(self, x: np.ndarray, y: np.ndarray | None, hold_out: bool) -> tuple[np.ndarray, np.ndarray]:
+        assert y is not None  # fit_needs_labels
         rng = np.random.default_rng(self.seed)
-        x_cal = kwargs.get("x_calibration")
-        if x_cal is None:
-            self._warn_uncalibrated()
         kernel_idx, cal_idx = [], []
-        for c in range(nb_classes):
-            idx = rng.permutation(np.flatnonzero(y_int == c))
+        for c in range(self.nb_classes_):
+            idx = rng.permutation(np.flatnonzero(y == c))
             if idx.size == 0:
                 raise ValueError(f"class {c} has no training points; the K-density of class {c} is undefined")
-            if x_cal is None:
+            if hold_out:
                 n_cal = max(1, round(float(self.calibration_fraction) * idx.size)) if idx.size > 1 else 0
                 cal_idx.append(idx[:n_cal])
                 idx = idx[n_cal:]
             kernel_idx.append(idx if self.n_per_class is None else idx[: self.n_per_class])
-        kidx = np.concatenate(kernel_idx)
-        logits, feats = self.extract_gathered(x[kidx], batch_size)  # split across torchrun processes
-        self.check_reverse_network(logits, torch.as_tensor(y_int[kidx]))
-        self.fit_features(feats, torch.as_tensor(y_int[kidx]), nb_classes=nb_classes)
-        self.calibrate(x_cal if x_cal is not None else x[np.concatenate(cal_idx)], batch_size=batch_size)
-        self.provenance_ = {**self.provenance_, "n_fit": int(x.shape[0]), "n_kernel": int(kidx.size),
-                            "calibration": "x_calibration" if x_cal is not None else
-                            f"{self.calibration_fraction:.0%} of the fit data held out of the kernel",
-                            "n_calibration": int(self.calibration_scores_.numel())}
-        return self
+        return np.concatenate(kernel_idx), (np.concatenate(cal_idx) if hold_out else np.arange(0))
+
+    def _fit_state(self, x: np.ndarray, y: np.ndarray | None, fit_idx: np.ndarray, batch_size: int | None,
+                   kwargs: dict[str, Any]) -> None:
+        assert y is not None
+        logits, feats = self.extract_gathered(x[fit_idx], batch_size)  # split across torchrun processes
+        self.check_reverse_network(logits, torch.as_tensor(y[fit_idx]))
+        self.fit_features(feats, torch.as_tensor(y[fit_idx]), nb_classes=self.nb_classes_)
+
+    def _fit_provenance(self, x: np.ndarray, fit_idx: np.ndarray, given: bool) -> dict[str, Any]:
+        return {"n_fit": int(x.shape[0]), "n_kernel": int(fit_idx.size),
+                "calibration": "x_calibration" if given else
+                f"{self.calibration_fraction:.0%} of the fit data held out of the kernel",
+                "n_calibration": int(self.calibration_scores_.numel())}
 
     def fit_features(self, features: Tensor, labels: Tensor, nb_classes: int | None = None) -> KDensityDetector:
         """Feature-level fit: store the kernel and choose the bandwidth (the threshold is left at ``-inf``).

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
+import numpy as np
 from torch import Tensor
 
-from rce_art._validation import check_labels
 from rce_art.detectors.base import ScoreDetector
 from rce_art.metrics import confidence_log_odds, non_me
 
@@ -23,32 +22,21 @@ class _LogitMetricDetector(ScoreDetector):
         self._check_params()
         self._bind()
 
-    def fit(self, x: Any, y: Any = None, batch_size: int | None = None, nb_epochs: int = 0,
-            **kwargs: Any) -> _LogitMetricDetector:
-        """Calibrate the threshold on clean inputs: ``x_calibration`` if given, else ``x`` itself.
+    # fit: the base template. Nothing is learned from data: the threshold is calibrated on ``x_calibration`` if given,
+    # else on ``x`` itself (pass held-out clean inputs, not the model's training data, for an honest false-positive
+    # rate); labels are optional (with them, a raw, unreversed RCE network is refused).
+    fit_needs_labels = False
 
-        Nothing is learned from data, so pass held-out clean inputs (not the model's training data) for an
-        honest false-positive rate. With labels ``y``, a raw (unreversed) RCE network is refused.
+    def _fit_split(self, x: np.ndarray, y: np.ndarray | None, hold_out: bool) -> tuple[np.ndarray, np.ndarray]:
+        return np.arange(x.shape[0]), np.arange(x.shape[0])
 
-        Raises:
-            TypeError: On an unknown keyword argument.
-        """
-        unknown = set(kwargs) - {"x_calibration"}
-        if unknown:
-            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; fit accepts x_calibration")
-        x, y = self._fit_data(x, y, kwargs)
-        self._check_x(x)
-        logits, _ = self.extract(x, batch_size)
-        self.nb_classes_ = int(logits.shape[1])
-        if y is not None:
-            self.check_reverse_network(logits, torch.as_tensor(check_labels(y, x.shape[0], self.nb_classes_)))
-        x_cal = kwargs.get("x_calibration")
-        if x_cal is None:
-            self._warn_uncalibrated()
-        self.calibrate(x if x_cal is None else x_cal, batch_size=batch_size)
-        self.provenance_ = {**self.provenance_, "n_fit": int(x.shape[0]), "n_calibration": int(self.calibration_scores_.numel()),
-                            "calibration": "x_calibration" if x_cal is not None else "fit inputs"}
-        return self
+    def _fit_state(self, x: np.ndarray, y: np.ndarray | None, fit_idx: np.ndarray, batch_size: int | None,
+                   kwargs: dict[str, Any]) -> None:
+        """Nothing to learn."""
+
+    def _fit_provenance(self, x: np.ndarray, fit_idx: np.ndarray, given: bool) -> dict[str, Any]:
+        return {"n_fit": int(x.shape[0]), "n_calibration": int(self.calibration_scores_.numel()),
+                "calibration": "x_calibration" if given else "fit inputs"}
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         meta, tensors = super()._fitted_state()

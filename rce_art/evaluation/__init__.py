@@ -21,10 +21,10 @@ from rce_art.evaluation.rates import (
     served_success_rate,
     success_at_fpr,
 )
-from rce_art.evaluation.report import markdown_table, write_records
 from rce_art.evaluation.sanity import cw_wb_sanity, detector_pgd_sanity
 from rce_art.evaluation.sharded import load_shards, save_shard, sharded_example_scores
 from rce_art.evaluation.side_by_side import acc_criteria, evaluate_detectors
+from rce_art.evaluation.tables import markdown_table, write_records
 from rce_art.evaluation.worst_case import WorstCaseEnsemble, WorstCaseResult, count_network_passes
 
 __all__ = [

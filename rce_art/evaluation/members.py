@@ -20,6 +20,7 @@ from rce_art.attacks.cw_wb import CarliniWagnerWB
 from rce_art.attacks.detector_class import DetectorAsClass
 from rce_art.attacks.detector_pgd import DetectorPGD, project
 from rce_art.attacks.rays import RayS
+from rce_art.settings import WORST_CASE
 
 __all__ = ["CWWBMember", "DetectorPGDMember", "EnsembleAttack", "RaySMember"]
 
@@ -86,7 +87,7 @@ class DetectorPGDMember(EnsembleAttack):
     mode: str = "orthogonal"
 
     def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
-        attack = DetectorPGD(self.eps, norm=self.norm, mode=self.mode, steps=self.steps(50), seed=self.seed,
+        attack = DetectorPGD(self.eps, norm=self.norm, mode=self.mode, steps=self.steps(WORST_CASE.detector_pgd_steps), seed=self.seed,
                              eot_samples=system.eot_samples, **self.options)
         return attack.run(system.detector, x, y).x_adv
 
@@ -100,7 +101,7 @@ class CWWBMember(EnsembleAttack):
         return callable(getattr(detector, "kernels", None)) and hasattr(detector, "bandwidth_")
 
     def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
-        attack = CarliniWagnerWB(max_iter=self.steps(200), **self.options)
+        attack = CarliniWagnerWB(max_iter=self.steps(WORST_CASE.cw_wb_steps), **self.options)
         x_adv = attack.run(system.detector, x, y).x_adv.to(x.device)
         clip = system.clip_values
         if clip is None:
@@ -123,7 +124,7 @@ class RaySMember(EnsembleAttack):
         self.check_input_shape(None)
 
         def attack(folded: DetectorAsClass, xc: Tensor, yc: Tensor) -> Tensor:
-            rays = RayS(folded, self.eps, max_queries=self.steps(500), clip_values=system.clip_values, **self.options)
+            rays = RayS(folded, self.eps, max_queries=self.steps(WORST_CASE.rays_queries), clip_values=system.clip_values, **self.options)
             return torch.as_tensor(rays.generate(xc, yc))
 
         return system.attack_per_class(x, y, attack)

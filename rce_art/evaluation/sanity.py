@@ -56,13 +56,13 @@ def cw_wb_sanity(
     labels = torch.as_tensor(labels).to(detector.device)
     rates = []
     for b in budgets:
-        r = CarliniWagnerWB(**{**attack.params(), "max_iter": int(b)}).run(detector, x, labels, targeted)
+        r = CarliniWagnerWB(**{**attack.params(), "max_iter": int(b), "targeted": targeted}).run(detector, x, labels)
         rates.append(float(r.success.float().mean()))
     strong = CarliniWagnerWB(**{**attack.params(), "max_iter": unbounded_iter,
                                 "initial_const": max(attack.initial_const, 10.0), "binary_search_steps": 3,
                                 "phase1_const": max(attack.phase1_const, 10.0), "abort_early": False,
-                                "learning_rate": max(attack.learning_rate, 0.1)})
-    unbounded = strong.run(detector, x, labels, targeted).misclassified.float().mean()
+                                "learning_rate": max(attack.learning_rate, 0.1), "targeted": targeted})
+    unbounded = strong.run(detector, x, labels).misclassified.float().mean()
     xg = x.clone().requires_grad_(True)
     with eval_mode(detector.model):
         logits, feats = detector.logits_and_features(xg)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rce_art._files import atomic_write
 from rce_art.distributed import all_gather_concat, shard_slice
 from rce_art.evaluation.protocol import example_scores
 
@@ -84,7 +85,7 @@ def save_shard(path: str | Path, parts: Mapping[str, Mapping[str, Any]], *, shar
     doc = {"format": SHARD_FORMAT, "shard": list(shard), "n": int(n), "meta": dict(meta),
            "parts": {k: {"scores": {f: _encode(np.asarray(v)) for f, v in p["scores"].items()},
                          "info": dict(p.get("info", {}))} for k, p in parts.items()}}
-    path.write_text(json.dumps(doc))
+    atomic_write(path, json.dumps(doc))
     return path
 
 

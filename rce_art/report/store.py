@@ -1,6 +1,6 @@
 """Crash-safe, resumable storage of an evaluation's results in one folder.
 
-A manifest (``manifest.json``) holds the evaluation's identity ([`rce_art.robustness.identity`][]): everything the
+A manifest (``manifest.json``) holds the evaluation's identity ([`rce_art.report.identity`][]): everything the
 numbers depend on. It is created exclusively (two runs starting on one empty folder cannot both write it), and a
 folder made with another identity is refused with the keys that differ. Each unit of work (one detector, one
 operating point, one batch of inputs) writes one ``units/<key>.json`` file atomically (a temporary file, flushed and
@@ -14,90 +14,21 @@ the same): here at most the unit in flight is lost, and results of other setting
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rce_art.robustness.identity import identity_differences, json_sha256
+from rce_art._files import atomic_save, atomic_write
+from rce_art.report.identity import identity_differences, json_sha256
 
 __all__ = ["CorruptResultError", "ResultStore", "atomic_save", "atomic_write", "digest_arrays", "package_versions", "read_unit"]
 
 
 class CorruptResultError(ValueError):
     """A results file is truncated, corrupted or does not belong to this evaluation."""
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _temporary(path: Path) -> tuple[int, str]:
-    """A new temporary file beside ``path`` (a name of its own: concurrent writers do not race), with the
-    permissions a plain ``open`` would give under the current umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())
-    return fd, tmp
-
-
-def atomic_write(path: str | Path, text: str, *, exclusive: bool = False) -> bool:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, synced, then renamed.
-
-    Args:
-        path: The target file.
-        text: Its content.
-        exclusive: Create the file only if it does not exist (an atomic hard link): return ``False``, writing
-            nothing, if it exists.
-
-    Returns:
-        Whether the file was written.
-    """
-    path = Path(path)
-    fd, tmp = _temporary(path)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if not exclusive:
-            os.replace(tmp, path)
-            return True
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-def atomic_save(path: str | Path, save: Any) -> None:
-    """Call ``save(temporary_path)`` and rename the file it wrote over ``path``: a killed process leaves the whole
-    file or none, and concurrent writers each use a temporary name of their own.
-
-    Args:
-        path: The target file.
-        save: Writes a file at the path it is given (e.g. a detector's ``save``).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        save(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 def digest_arrays(*arrays: Any) -> str:
@@ -132,7 +63,7 @@ class ResultStore:
 
     Args:
         root: The folder (created if missing).
-        identity: What results depend on ([`rce_art.robustness.identity`][]); a folder made with another identity
+        identity: What results depend on ([`rce_art.report.identity`][]); a folder made with another identity
             is refused. The manifest's identity (the first writer's) is the one kept.
 
     Raises:

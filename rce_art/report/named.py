@@ -1,4 +1,4 @@
-"""Detectors by name for [`evaluate`][rce_art.robustness.evaluate] and the ``rce-art`` command: the settings used to
+"""Detectors by name for [`evaluate`][rce_art.report.evaluate] and the ``rce-art`` command: the settings used to
 fit them (library defaults; printed in the report), and their fitted files reused on resume."""
 
 from __future__ import annotations
@@ -67,6 +67,6 @@ def fit_named_detector(name: str, classifier: Any, x_fit: Any, y_fit: Any, x_cal
 def save_atomically(det: ScoreDetector, path: Path) -> None:
     """Save a fitted detector so that a killed process leaves the whole file or none (a temporary file of its own,
     then renamed: concurrent writers do not race)."""
-    from rce_art.robustness.store import atomic_save
+    from rce_art.report.store import atomic_save
 
     atomic_save(path, det.save)

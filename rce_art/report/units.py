@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -15,19 +16,47 @@ from rce_art.attacks.detector_pgd import DetectorPGD
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.calibration import calibrate_threshold
 from rce_art.evaluation.worst_case import WorstCaseEnsemble
-from rce_art.robustness.diagnostics import run_diagnostics
+from rce_art.report.diagnostics import run_diagnostics
+from rce_art.settings import WORST_CASE
 
-__all__ = ["BUDGETS", "GALLERY_PER_UNIT", "plan_units", "run_unit"]
+__all__ = ["BUDGETS", "GALLERY_PER_UNIT", "UnitKey", "plan_units", "run_unit"]
 
-BUDGETS = {"quick": 0.2, "standard": 1.0}
+BUDGETS = WORST_CASE.budgets
 """Budget multipliers of the attacks' default iterations / queries (``standard``: APGD 50 iterations, Square 500
 queries, DetectorPGD 50 steps; ``quick``: a fifth of that, for a first look and the extra operating points)."""
-GALLERY_PER_UNIT = 3
+GALLERY_PER_UNIT = WORST_CASE.gallery_per_unit
 """Broken inputs per unit whose clean and adversarial pixels are kept for the report's gallery."""
 
 
+UnitKind = Literal["fpr", "clean", "oblivious", "worst", "curve", "diagnostics"]
+
+
+@dataclass(frozen=True)
+class UnitKey:
+    """One unit of work: a detector, what is computed, at which operating point, on which batch of inputs.
+
+    ``str(key)`` is its name in the results folder (``units/<name>.json``), e.g. ``"kd|worst|0.05|3"``; the code
+    reads the fields, never the string.
+
+    Attributes:
+        detector: The detector's label.
+        kind: ``"fpr"`` (held-out scores and thresholds), ``"clean"``, ``"oblivious"``, ``"worst"`` (the ensemble at
+            a main operating point), ``"curve"`` (at an extra one, quick budget) or ``"diagnostics"``.
+        fpr: The operating point (``worst`` and ``curve`` units), else ``None``.
+        batch: The batch of inputs (per-batch units), else ``None``.
+    """
+
+    detector: str
+    kind: UnitKind
+    fpr: float | None = None
+    batch: int | None = None
+
+    def __str__(self) -> str:
+        return "|".join(str(p) for p in (self.detector, self.kind, self.fpr, self.batch) if p is not None)
+
+
 def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[float], diagnostics: bool,
-               curve_fprs: Sequence[float] = ()) -> list[str]:
+               curve_fprs: Sequence[float] = ()) -> list[UnitKey]:
     """Keys of every unit of work, in the fixed order they run (and are sharded: unit ``k`` goes to shard
     ``k mod n_shards``).
 
@@ -40,24 +69,25 @@ def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[fl
         curve_fprs: Extra operating points (quick budget), none of them in ``fprs``.
     """
     batches = range(-(-n // batch_size))
-    units = []
+    units: list[UnitKey] = []
     for d in labels:
-        units += [f"{d}|fpr"] + [f"{d}|clean|{b}" for b in batches] + [f"{d}|oblivious|{b}" for b in batches]
-        units += [f"{d}|worst|{float(f)}|{b}" for f in fprs for b in batches]
-        units += [f"{d}|curve|{float(f)}|{b}" for f in curve_fprs for b in batches]
+        units += [UnitKey(d, "fpr")] + [UnitKey(d, "clean", batch=b) for b in batches]
+        units += [UnitKey(d, "oblivious", batch=b) for b in batches]
+        units += [UnitKey(d, "worst", float(f), b) for f in fprs for b in batches]
+        units += [UnitKey(d, "curve", float(f), b) for f in curve_fprs for b in batches]
         if diagnostics:
-            units.append(f"{d}|diagnostics")
+            units.append(UnitKey(d, "diagnostics"))
     return units
 
 
-def run_unit(key: str, dets: dict[str, ScoreDetector], v: dict[str, Any], held_out: np.ndarray, norm: str,
+def run_unit(key: UnitKey, dets: dict[str, ScoreDetector], v: dict[str, Any], held_out: np.ndarray, norm: str,
               budget: str) -> dict[str, Any]:
     """Compute one unit of work (see [`plan_units`][]).
 
     Args:
         key: The unit's key.
         dets: Detectors by label.
-        v: The validated arguments of [`evaluate`][rce_art.robustness.evaluate] (inputs, labels, eps, operating
+        v: The validated arguments of [`evaluate`][rce_art.report.evaluate] (inputs, labels, eps, operating
             points, attack names, batch size, seed).
         held_out: Held-out clean inputs (realised false-positive rates).
         norm: ``"linf"`` or ``"l2"``.
@@ -66,8 +96,7 @@ def run_unit(key: str, dets: dict[str, ScoreDetector], v: dict[str, Any], held_o
     Returns:
         The unit's JSON-serialisable result, with its ``timing``.
     """
-    parts = key.split("|")
-    det, kind = dets[parts[0]], parts[1]
+    det, kind = dets[key.detector], key.kind
     x, y, bs, eps, seed = v["x"], v["y"], v["batch_size"], v["eps"], v["seed"]
     t0 = time.perf_counter()
     if kind == "diagnostics":
@@ -78,18 +107,20 @@ def run_unit(key: str, dets: dict[str, ScoreDetector], v: dict[str, Any], held_o
         data = {"held_out_score": np.asarray(score, np.float64).tolist(), "nominal": float(det.fpr),
                 "thresholds": {str(f): calibrate_threshold(cal, f) for f in (*v["fprs"], *v["curve"])}}
     else:
-        b = int(parts[-1])
+        assert key.batch is not None  # per-batch units
+        b = key.batch
         xs, ys = x[b * bs : (b + 1) * bs], y[b * bs : (b + 1) * bs]
         if kind == "clean":
             report, _ = det.detect(xs)
             data = {"pred": report["predicted_class"].tolist(), "score": np.asarray(report["score"], np.float64).tolist()}
         elif kind == "oblivious":
-            ob = DetectorPGD(eps, norm=norm, mode="classifier", steps=max(1, round(50 * BUDGETS[budget])),
+            ob = DetectorPGD(eps, norm=norm, mode="classifier", steps=max(1, round(WORST_CASE.detector_pgd_steps * BUDGETS[budget])),
                              seed=seed).run(det, torch.as_tensor(xs), torch.as_tensor(ys))
             data = {"misclassified": ob.misclassified.cpu().tolist(), "score": ob.score.cpu().double().tolist(),
                     "linf": ob.linf.cpu().tolist()}
         else:
-            fpr = float(parts[2])
+            assert key.fpr is not None  # worst / curve units
+            fpr = key.fpr
             mult = BUDGETS[budget] if kind == "worst" else min(BUDGETS[budget], BUDGETS["quick"])
             attacks = [build_adaptive_attack(a, eps, norm, mult, seed) for a in v["names"]]
             r = WorstCaseEnsemble(attacks, batch_size=bs).run(det, xs, ys, fpr=fpr)

@@ -8,7 +8,9 @@ import json
 import math
 from typing import Any
 
-from rce_art.robustness.figures import figures, percent
+from rce_art.evaluation.tables import escape_cell as _md
+from rce_art.evaluation.tables import markdown_rows as markdown_table
+from rce_art.report.figures import figures, percent
 
 __all__ = ["DEFINITIONS", "check_renders", "markdown_table", "render_html", "render_markdown", "sentences",
            "settings_table", "summary_table"]
@@ -31,12 +33,6 @@ def _fmt(r: dict[str, Any]) -> str:
     return f"{float(r['rate']):.3f} [{float(r['lo']):.3f}, {float(r['hi']):.3f}]"
 
 
-def _md(text: Any) -> str:
-    """Text safe in a Markdown table cell or line: HTML special characters, pipes and backticks escaped."""
-    s = " ".join(str(text).split())
-    return html.escape(s, quote=False).replace("|", "\\|").replace("`", "\\`")
-
-
 def summary_table(report: Any) -> tuple[list[str], list[list[str]]]:
     """Header and rows (plain text) of the summary: one row per detector and operating point."""
     head = ["detector", "FPR", "realised FPR", "robust acc (detection)", "served", "SR (served)", "clean acc",
@@ -50,13 +46,6 @@ def summary_table(report: Any) -> tuple[list[str], list[list[str]]]:
                          _fmt(p["sr"]), _fmt(r["clean_accuracy"]), _fmt(p["selective_accuracy"]), _fmt(p["sr_all"]),
                          _fmt(p["oblivious"]["sr"]), str(p["top_attack"]), str(warns)])
     return head, rows
-
-
-def markdown_table(head: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table, every cell escaped."""
-    lines = ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def sentences(report: Any) -> list[str]:

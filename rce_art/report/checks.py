@@ -1,4 +1,4 @@
-"""Validation of [`evaluate`][rce_art.robustness.evaluate]'s arguments: every one is checked, with one clear error,
+"""Validation of [`evaluate`][rce_art.report.evaluate]'s arguments: every one is checked, with one clear error,
 before any work is done or any file is written."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rce_art.robustness.cli_inputs import (
+from rce_art.report.cli_inputs import (
     UsageError,
     build_classifier,
     clip_range,
@@ -75,7 +75,7 @@ def _check_training_arrays(arrays: dict[str, np.ndarray], clf: Any) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rce_art.robustness.evaluate import evaluate
+    from rce_art.report.evaluate import evaluate
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: each rank attacks its share, rank 0 reports
         from rce_art.distributed import init_distributed
@@ -110,9 +110,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rce_art.robustness.render import render_html
-    from rce_art.robustness.report import EvaluationReport
-    from rce_art.robustness.store import atomic_write
+    from rce_art.report.model import EvaluationReport
+    from rce_art.report.render import render_html
+    from rce_art.report.store import atomic_write
 
     path = Path(args.folder) / "report.json"
     if not path.exists():
@@ -132,7 +132,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from rce_art.robustness.merge import merge
+    from rce_art.report.merge import merge
 
     report = merge(args.out, args.shards)
     print(report.table())
@@ -142,7 +142,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The ``rce-art`` argument parser."""
-    from rce_art.robustness.evaluate import DEFAULT_CURVE_FPRS
+    from rce_art.report.evaluate import DEFAULT_CURVE_FPRS
 
     p = argparse.ArgumentParser(prog="rce-art", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -181,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rce-art``; returns the exit status."""
     args = parser().parse_args(argv)
-    from rce_art.robustness.store import CorruptResultError
+    from rce_art.report.store import CorruptResultError
 
     try:
         return {"evaluate": _evaluate, "report": _report, "merge": _merge}[args.command](args)

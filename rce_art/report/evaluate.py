@@ -6,7 +6,7 @@ inputs, the oblivious attack (classifier-only PGD), the standard worst-case ense
 cheap budget draw success against the false-positive rate. The work is cut into units (one detector, one operating
 point, one batch) stored atomically in ``out`` as they finish: a killed run resumes where it stopped, and shards
 (``shard=(i, n)``, or the ranks of torchrun) split the units between processes. The folder is keyed on everything the
-numbers depend on ([`rce_art.robustness.identity`][]): results of other settings, data or model are never reused.
+numbers depend on ([`rce_art.report.identity`][]): results of other settings, data or model are never reused.
 """
 
 from __future__ import annotations
@@ -24,16 +24,17 @@ from rce_art.adapters.adaptive_attacks import ADAPTIVE_ATTACKS, STANDARD_ENSEMBL
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.persistence import model_fingerprint
 from rce_art.models.estimator import resolve_model
-from rce_art.robustness.checks import check_fprs, check_integer, check_real, detector_items
-from rce_art.robustness.identity import detector_digest, json_sha256, prediction_probe, preprocessing_spec
-from rce_art.robustness.named import DETECTOR_NAMES, fit_named_detector, save_atomically
-from rce_art.robustness.report import EvaluationReport, build_report
-from rce_art.robustness.store import ResultStore, digest_arrays, package_versions
-from rce_art.robustness.units import BUDGETS, plan_units, run_unit
+from rce_art.report.checks import check_fprs, check_integer, check_real, detector_items
+from rce_art.report.identity import detector_digest, json_sha256, prediction_probe, preprocessing_spec
+from rce_art.report.model import EvaluationReport, build_report
+from rce_art.report.named import DETECTOR_NAMES, fit_named_detector, save_atomically
+from rce_art.report.store import ResultStore, digest_arrays, package_versions
+from rce_art.report.units import BUDGETS, plan_units, run_unit
+from rce_art.settings import WORST_CASE
 
 __all__ = ["BUDGETS", "DEFAULT_CURVE_FPRS", "evaluate", "plan_units"]
 
-DEFAULT_CURVE_FPRS = (0.01, 0.1, 0.2, 0.3)
+DEFAULT_CURVE_FPRS = WORST_CASE.curve_fprs
 """Extra operating points of the success-vs-FPR figure, attacked at the ``quick`` budget (ours)."""
 STORE_FORMAT = 2
 """Format of a results folder (2 since rce-art 0.6)."""
@@ -153,7 +154,7 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
         verbose: Progress bars.
 
     Returns:
-        The [`EvaluationReport`][rce_art.robustness.EvaluationReport]; ``None`` for a shard (or a rank other than
+        The [`EvaluationReport`][rce_art.report.EvaluationReport]; ``None`` for a shard (or a rank other than
         0), whose results are in ``out``.
 
     Raises:
@@ -161,7 +162,7 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
         ValueError: On invalid inputs, labels, names or settings, or a results folder of another evaluation
             (nothing is written then).
         PermissionError: If ``out`` cannot be written.
-        rce_art.robustness.CorruptResultError: If a stored result is corrupted or belongs to another evaluation.
+        rce_art.report.CorruptResultError: If a stored result is corrupted or belongs to another evaluation.
     """
     if is_data_source(x):  # a DataLoader / Dataset of (x, y): its labels unless y is given
         x, found = materialise(x, "x")
@@ -200,19 +201,19 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
     results: dict[str, Any] = {}
     bar = tqdm(mine, desc="evaluate", disable=not verbose)
     for key in bar:
-        bar.set_postfix_str(key)
-        data = store.get(key) if store is not None else None
+        bar.set_postfix_str(str(key))
+        data = store.get(str(key)) if store is not None else None
         if data is None:
             data = run_unit(key, dets, v, held_out, norm, budget)
             if store is not None:
-                store.put(key, data)
-        results[key] = data
+                store.put(str(key), data)
+        results[str(key)] = data
     if shard is not None:
         distributed.barrier()
         if shard[0] != 0 or not distributed.is_distributed():
             return None
         assert store is not None  # shard requires out (checked above)
-        results = {k: store.get(k) for k in units}  # rank 0: every rank's units
+        results = {str(k): store.get(str(k)) for k in units}  # rank 0: every rank's units
     report = build_report(settings, units, results, v["y"].tolist())
     if outp is not None:
         report.write(outp)

@@ -1,5 +1,5 @@
 """The evaluation report: one row per detector with every operating point, per-input records, diagnostics; its
-JSON, Markdown and HTML forms render from the same rows ([`rce_art.robustness.render`][])."""
+JSON, Markdown and HTML forms render from the same rows ([`rce_art.report.render`][])."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import numpy as np
 from rce_art.detectors.calibration import is_flagged
 from rce_art.evaluation.rates import operating_point_rates
 from rce_art.metrics import rate_with_interval as _rate
-from rce_art.robustness.diagnostics import check_rows
-from rce_art.robustness.store import CorruptResultError, atomic_write
+from rce_art.report.diagnostics import check_rows
+from rce_art.report.store import CorruptResultError, atomic_write
+from rce_art.report.units import UnitKey
 
 __all__ = ["FORMAT", "EvaluationReport", "build_report"]
 
@@ -27,7 +28,7 @@ GALLERY = 3
 
 @dataclass
 class EvaluationReport:
-    """What [`evaluate`][rce_art.robustness.evaluate] found (definitions: docs/concepts.md, "Robust accuracy with
+    """What [`evaluate`][rce_art.report.evaluate] found (definitions: docs/concepts.md, "Robust accuracy with
     detection").
 
     Attributes:
@@ -54,13 +55,13 @@ class EvaluationReport:
 
     def table(self) -> str:
         """The summary as a Markdown table: one row per detector and operating point (Wilson 95% intervals)."""
-        from rce_art.robustness.render import markdown_table, summary_table
+        from rce_art.report.render import markdown_table, summary_table
 
         return markdown_table(*summary_table(self))
 
     def sentences(self) -> list[str]:
         """One plain sentence per detector, at each operating point (the report opens with them)."""
-        from rce_art.robustness.render import sentences
+        from rce_art.report.render import sentences
 
         return sentences(self)
 
@@ -96,7 +97,7 @@ class EvaluationReport:
             raise ValueError(f"not a valid rce-art evaluation report: {', '.join(bad)} missing or malformed")
         report = cls(d["settings"], d["rows"], d["diagnostics"], d["records"], timing or {})
         try:  # every view must render: a malformed report is refused here, not half-written later
-            from rce_art.robustness.render import check_renders
+            from rce_art.report.render import check_renders
 
             check_renders(report)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
@@ -105,13 +106,13 @@ class EvaluationReport:
 
     def to_markdown(self) -> str:
         """The report as Markdown (sentences, results, definitions, diagnostics, attacks, settings)."""
-        from rce_art.robustness.render import render_markdown
+        from rce_art.report.render import render_markdown
 
         return render_markdown(self)
 
     def to_html(self, path: str | Path) -> Path:
         """Write one self-contained HTML file (figures embedded); return its path."""
-        from rce_art.robustness.render import render_html
+        from rce_art.report.render import render_html
 
         path = Path(path)
         atomic_write(path, render_html(self))
@@ -120,7 +121,7 @@ class EvaluationReport:
     def write(self, folder: str | Path) -> None:
         """Write ``report.json``, ``report.md``, ``report.html`` and ``timing.json`` into ``folder`` (atomically;
         every form is rendered before the first file is written)."""
-        from rce_art.robustness.render import render_html
+        from rce_art.report.render import render_html
 
         folder = Path(folder)
         texts = {"report.json": self.to_json(), "report.md": self.to_markdown(), "report.html": render_html(self),
@@ -129,9 +130,15 @@ class EvaluationReport:
             atomic_write(folder / name, text)
 
 
-def _cat(units: list[str], results: dict[str, Any], prefix: str, field_: str) -> list[Any]:
-    parts = sorted((int(u.rsplit("|", 1)[1]), u) for u in units if u.startswith(prefix) and u.count("|") == prefix.count("|"))
-    return [v for _, u in parts for v in results[u][field_]]
+def _batches(units: list[UnitKey], detector: str, kind: str, fpr: float | None = None) -> list[UnitKey]:
+    """The per-batch units of one detector, kind and operating point, in batch order."""
+    return sorted((u for u in units if u.detector == detector and u.kind == kind and u.fpr == fpr),
+                  key=lambda u: u.batch or 0)
+
+
+def _cat(units: list[UnitKey], results: dict[str, Any], detector: str, kind: str, field_: str,
+         fpr: float | None = None) -> list[Any]:
+    return [v for u in _batches(units, detector, kind, fpr) for v in results[str(u)][field_]]
 
 
 def _point(rec: dict[str, Any], held_out: np.ndarray, f: float, threshold: float, broken: np.ndarray
@@ -146,46 +153,47 @@ def _point(rec: dict[str, Any], held_out: np.ndarray, f: float, threshold: float
     return out
 
 
-def build_report(settings: dict[str, Any], units: list[str], results: dict[str, Any], labels: list[int]
+def build_report(settings: dict[str, Any], units: list[UnitKey], results: dict[Any, Any], labels: list[int]
                  ) -> EvaluationReport:
-    """Assemble the report from the units' results (see [`plan_units`][rce_art.robustness.plan_units]).
+    """Assemble the report from the units' results (see [`plan_units`][rce_art.report.plan_units]).
 
     Raises:
         ValueError: If units have no results yet.
         CorruptResultError: If a unit was computed at another threshold than the plan's.
     """
-    missing = [u for u in units if results.get(u) is None]
+    results = {str(k): r for k, r in results.items()}  # by UnitKey or by its name in the results folder
+    missing = [str(u) for u in units if results.get(str(u)) is None]
     if missing:
         raise ValueError(f"{len(missing)} units have no results yet (e.g. {missing[0]!r}); run the remaining shards "
                          "or the same command again")
-    dets = list(dict.fromkeys(u.split("|")[0] for u in units))
+    dets = list(dict.fromkeys(u.detector for u in units))
     fprs, curve = [float(f) for f in settings["fprs"]], [float(f) for f in settings.get("curve_fprs", [])]
     rows: list[dict[str, Any]] = []
     diagnostics: dict[str, dict[str, list[dict[str, Any]]]] = {}
     records: dict[str, dict[str, Any]] = {}
-    timing = {u: results[u]["timing"]["seconds"] for u in units}
+    timing = {str(u): results[str(u)]["timing"]["seconds"] for u in units}
     y = np.asarray(labels)
     for d in dets:
-        fu = results[f"{d}|fpr"]
+        fu = results[str(UnitKey(d, "fpr"))]
         held = np.asarray(fu["held_out_score"], np.float64)
-        rec: dict[str, Any] = {"y": y.tolist(), "clean_pred": _cat(units, results, f"{d}|clean|", "pred"),
-                               "clean_score": _cat(units, results, f"{d}|clean|", "score"),
+        rec: dict[str, Any] = {"y": y.tolist(), "clean_pred": _cat(units, results, d, "clean", "pred"),
+                               "clean_score": _cat(units, results, d, "clean", "score"),
                                "held_out_score": held.tolist(), "thresholds": fu["thresholds"],
-                               "oblivious_misclassified": _cat(units, results, f"{d}|oblivious|", "misclassified"),
-                               "oblivious_score": _cat(units, results, f"{d}|oblivious|", "score"), "gallery": {}}
+                               "oblivious_misclassified": _cat(units, results, d, "oblivious", "misclassified"),
+                               "oblivious_score": _cat(units, results, d, "oblivious", "score"), "gallery": {}}
         correct = np.asarray(rec["clean_pred"]) == y
         row: dict[str, Any] = {"detector": d, "clean_accuracy": _rate(int(correct.sum()), y.size),
                                "nominal_fpr": fu["nominal"], "points": {}, "curve": []}
         diagnostics[d] = {}
-        diag = results.get(f"{d}|diagnostics")
+        diag = results.get(str(UnitKey(d, "diagnostics")))
         diag = None if diag is None else {k: v for k, v in diag.items() if k != "timing"}
         rec["diagnostics"] = diag
         obl_mis, obl_score = np.asarray(rec["oblivious_misclassified"], bool), np.asarray(rec["oblivious_score"])
         for f in fprs:
             t = float(fu["thresholds"][str(f)])
-            w = {k: _cat(units, results, f"{d}|worst|{f}|", k) for k in
+            w = {k: _cat(units, results, d, "worst", k, f) for k in
                  ("broken", "attack", "linf", "l2", "score", "flagged", "pred", "gradients", "queries", "masking")}
-            stored = {results[u]["threshold"] for u in units if u.startswith(f"{d}|worst|{f}|")}
+            stored = {results[str(u)]["threshold"] for u in _batches(units, d, "worst", f)}
             if stored != {t}:
                 raise CorruptResultError(f"the worst-case units of {d!r} at FPR {f} were attacked at threshold(s) "
                                          f"{sorted(stored)}, not the plan's {t}: results of another evaluation")
@@ -200,14 +208,14 @@ def build_report(settings: dict[str, Any], units: list[str], results: dict[str, 
             point["gradients_per_input"] = float(np.mean(w["gradients"])) if w["gradients"] else 0.0
             point["masking"] = int(np.sum(w["masking"]))
             row["points"][str(f)] = point
-            rec["gallery"][str(f)] = _cat(units, results, f"{d}|worst|{f}|", "gallery")[:GALLERY]
+            rec["gallery"][str(f)] = _cat(units, results, d, "worst", "gallery", f)[:GALLERY]
             fpr_rate = point["realised_fpr"]
             diagnostics[d][str(f)] = check_rows(diag, f, t, fpr_rate["k"], fpr_rate["n"], point["masking"], y.size)
         for f in sorted(set(fprs) | set(curve)):  # the main points as computed above, the extra ones at the quick budget
             if f in fprs:
                 p, budget = row["points"][str(f)], settings["budget"]
             else:
-                broken = np.asarray(_cat(units, results, f"{d}|curve|{f}|", "broken"), bool)
+                broken = np.asarray(_cat(units, results, d, "curve", "broken", f), bool)
                 rec[f"curve@{f}"] = {"broken": broken.tolist()}
                 p, budget = _point(rec, held, f, float(fu["thresholds"][str(f)]), broken), "quick"
             row["curve"].append({"fpr": f, "budget": budget,

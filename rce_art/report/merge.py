@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rce_art.robustness.report import EvaluationReport, build_report
-from rce_art.robustness.store import ResultStore
-from rce_art.robustness.units import plan_units
+from rce_art.report.model import EvaluationReport, build_report
+from rce_art.report.store import ResultStore
+from rce_art.report.units import plan_units
 
 __all__ = ["merge"]
 
@@ -27,7 +27,7 @@ def merge(out: str | Path, shards: list[str | Path]) -> EvaluationReport:
         ValueError: If the folders belong to different evaluations, hold different settings or units outside the
             plan, or units are missing.
         FileNotFoundError: If a folder is not a results folder.
-        rce_art.robustness.CorruptResultError: If a unit does not check or belongs to another evaluation.
+        rce_art.report.CorruptResultError: If a unit does not check or belongs to another evaluation.
     """
     if not shards:
         raise ValueError("merge needs at least one shard folder")
@@ -40,7 +40,7 @@ def merge(out: str | Path, shards: list[str | Path]) -> EvaluationReport:
                          "manifest); run the shards again")
     units = plan_units(list(identity["detectors"]), identity["n"], identity["batch_size"], identity["fprs"],
                        identity["diagnostics"], identity.get("curve_fprs", []))
-    keys = [*units, "settings", "labels"]
+    keys = [*map(str, units), "settings", "labels"]
     settings = None
     for s, src in zip(shards, stores):
         stray = src.stray_units(keys)
@@ -58,7 +58,7 @@ def merge(out: str | Path, shards: list[str | Path]) -> EvaluationReport:
         for k in keys:
             if k not in found and (data := src.get(k)) is not None:
                 found[k] = (i, data)
-    absent = [u for u in units if u not in found]
+    absent = [str(u) for u in units if str(u) not in found]
     if absent:
         raise ValueError(f"{len(absent)} units have no results yet (e.g. {absent[0]!r}); run the remaining shards, then "
                          "merge again")
@@ -69,6 +69,6 @@ def merge(out: str | Path, shards: list[str | Path]) -> EvaluationReport:
     for k, (i, data) in found.items():
         if Path(shards[i]).resolve() != here:
             store.put(k, data)
-    report = build_report(settings, units, {u: found[u][1] for u in units}, found["labels"][1]["y"])
+    report = build_report(settings, units, {str(u): found[str(u)][1] for u in units}, found["labels"][1]["y"])
     report.write(out)
     return report

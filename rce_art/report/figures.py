@@ -78,7 +78,7 @@ def _sr_vs_fpr(report: Any, plt: Any) -> tuple[str, str, str]:
 def _sr_vs_eps(report: Any, plt: Any) -> tuple[str, str, str]:
     fprs = list(report.settings["fprs"])
     fig, axes = plt.subplots(1, len(fprs), figsize=(4.6 * len(fprs), 3.5), squeeze=False)
-    from rce_art.robustness.diagnostics import success_at
+    from rce_art.report.diagnostics import success_at
 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, f in zip(axes[0], fprs):

@@ -20,12 +20,13 @@ from rce_art.attacks.detector_pgd import DetectorPGD
 from rce_art.detectors.calibration import is_flagged
 from rce_art.evaluation.sanity import detector_pgd_sanity
 from rce_art.metrics import wilson_interval
+from rce_art.settings import WORST_CASE
 
 __all__ = ["EPS_FRACTIONS", "SANITY_INPUTS", "check_rows", "run_diagnostics", "success_at"]
 
-SANITY_INPUTS = 32
+SANITY_INPUTS = WORST_CASE.sanity_inputs
 """Inputs the sanity checks attack (the first of ``x``)."""
-EPS_FRACTIONS = (0.25, 0.5, 1.0, 1.5)
+EPS_FRACTIONS = WORST_CASE.eps_fractions
 """The SR-vs-eps curve: selective DetectorPGD at these multiples of the evaluation's eps (ours)."""
 
 
@@ -50,7 +51,7 @@ def run_diagnostics(det: Any, x: np.ndarray, y: np.ndarray, eps: float, norm: st
     """
     m = min(len(x), SANITY_INPUTS)
     xs, ys = torch.as_tensor(x[:m]), torch.as_tensor(y[:m])
-    steps = max(2, round(50 * budget))
+    steps = max(2, round(WORST_CASE.detector_pgd_steps * budget))
     pgd = DetectorPGD(eps, norm=norm, mode="selective", steps=steps, seed=seed)
     s = detector_pgd_sanity(pgd, det, xs, ys, budgets=(steps // 2, steps, 2 * steps), unbounded_steps=2 * steps)
     by_eps = []
