@@ -89,3 +89,39 @@ def test_the_flag_rule_flags_below_the_threshold_and_nan():
 
     np.testing.assert_array_equal(is_flagged([0.5, 1.0, 1.5, np.nan], 1.0), [True, False, False, True])
     assert is_flagged(torch.tensor([0.5, 1.0, float("nan")]), 1.0).tolist() == [True, False, True]
+
+
+def test_the_renamed_report_package_imports_as_the_same_modules():
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("rce_art.robustness")]:
+        del sys.modules[name]
+    with pytest.warns(DeprecationWarning, match=r"rce_art\.report\.store"):
+        from rce_art.robustness.store import ResultStore
+    with pytest.warns(DeprecationWarning, match=r"rce_art\.report\.model"):
+        from rce_art.robustness.report import EvaluationReport
+    assert ResultStore is ra.report.ResultStore and EvaluationReport is ra.EvaluationReport
+
+
+def test_unit_keys_are_typed_and_name_their_files_as_before():
+    from rce_art.report import UnitKey, plan_units
+
+    units = plan_units(["kd"], 5, 4, [0.05], True, [0.3])
+    assert [str(u) for u in units] == ["kd|fpr", "kd|clean|0", "kd|clean|1", "kd|oblivious|0", "kd|oblivious|1",
+                                       "kd|worst|0.05|0", "kd|worst|0.05|1", "kd|curve|0.3|0", "kd|curve|0.3|1",
+                                       "kd|diagnostics"]
+    assert units[5] == UnitKey("kd", "worst", 0.05, 0) and units[5].fpr == 0.05 and units[5].batch == 0
+
+
+def test_the_worst_case_defaults_have_one_frozen_home():
+    import dataclasses
+
+    from rce_art.adapters import adaptive_attacks
+    from rce_art.report import BUDGETS
+    from rce_art.settings import WORST_CASE
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        WORST_CASE.apgd_iterations = 5  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        BUDGETS["quick"] = 1.0  # read-only
+    assert adaptive_attacks.APGD_ITERATIONS == WORST_CASE.apgd_iterations and BUDGETS is WORST_CASE.budgets

@@ -11,7 +11,6 @@ success; on the folded form it is right as it stands.) Budgets are ``eps`` in pi
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -25,7 +24,8 @@ from rce_art.attacks.detector_class import DetectorAsClass
 from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
 from rce_art.settings import WORST_CASE
 
-__all__ = ["ADAPTIVE_ATTACKS", "STANDARD_ENSEMBLE", "ToolkitMember", "build_adaptive_attack", "standard_ensemble"]
+__all__ = ["ADAPTIVE_ATTACKS", "REGISTRY", "STANDARD_ENSEMBLE", "AdaptiveAttackSpec", "ToolkitMember", "build_adaptive_attack",
+           "standard_ensemble"]
 
 
 APGD_ITERATIONS = WORST_CASE.apgd_iterations
@@ -62,61 +62,76 @@ def _one_hot(y: Tensor, n: int) -> np.ndarray:
     return np.eye(n, dtype=np.float32)[y.cpu().numpy()]
 
 
-def _art(kind: str) -> Callable[[ToolkitMember, DetectorAsClass, Tensor, Tensor], Any]:
-    def attack(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
-        est, n = folded.art_classifier(), folded.nb_classes
-        xn = x.cpu().numpy()
-        if kind == "apgd-t":  # targeted DLR over the top classes other than the true one (AutoAttack's APGD-T)
-            out = xn.copy()
-            with torch.no_grad():
-                order = folded(x).argsort(1, descending=True).cpu()
-            todo = np.ones(len(xn), bool)
-            for k in range(1, min(m.n_targets, n - 1) + 1):
-                target = torch.tensor([[c for c in row.tolist() if c != int(y[0])][k - 1] for row in order])
-                idx = np.flatnonzero(todo)
-                if idx.size == 0:
-                    break
-                adv = _art_apgd(est, m, "difference_logits_ratio", targeted=True).generate(
-                    xn[idx], y=_one_hot(target[idx], n))
-                out[idx] = adv
-                todo[idx] = est.predict(adv).argmax(1) == int(y[0])
-            return out
-        if kind == "autoattack":
-            from art.attacks.evasion import AutoAttack
-
-            parts = [_art_apgd(est, m, "cross_entropy"), _art_apgd(est, m, "difference_logits_ratio"), _art_square(est, m)]
-            aa = AutoAttack(est, norm=np.inf if _linf(m.norm) else 2, eps=m.eps, eps_step=2 * m.eps, attacks=parts,
-                            batch_size=m.batch_size, targeted=False)
-            return aa.generate(xn, y=_one_hot(y, n))
-        built = {"apgd-ce": lambda: _art_apgd(est, m, "cross_entropy"),
-                 "apgd-dlr": lambda: _art_apgd(est, m, "difference_logits_ratio"),
-                 "square": lambda: _art_square(est, m)}[kind]()
-        return built.generate(xn, y=_one_hot(y, n))
-
-    return attack
+# Each toolkit attack: ``(member, folded system, x, y) -> x_adv`` on the inputs of one true class (see ToolkitMember).
+def _art_apgd_ce(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
+    return _art_apgd(folded.art_classifier(), m, "cross_entropy").generate(x.cpu().numpy(),
+                                                                          y=_one_hot(y, folded.nb_classes))
 
 
-def _torchattacks(kind: str) -> Callable[[ToolkitMember, DetectorAsClass, Tensor, Tensor], Any]:
+def _art_apgd_dlr(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
+    return _art_apgd(folded.art_classifier(), m, "difference_logits_ratio").generate(
+        x.cpu().numpy(), y=_one_hot(y, folded.nb_classes))
+
+
+def _art_apgd_t(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
+    """Targeted DLR over the top classes other than the true one (AutoAttack's APGD-T), one target after another on
+    the inputs still unbroken."""
+    est, n = folded.art_classifier(), folded.nb_classes
+    xn = x.cpu().numpy()
+    out = xn.copy()
+    with torch.no_grad():
+        order = folded(x).argsort(1, descending=True).cpu()
+    todo = np.ones(len(xn), bool)
+    for k in range(1, min(m.n_targets, n - 1) + 1):
+        target = torch.tensor([[c for c in row.tolist() if c != int(y[0])][k - 1] for row in order])
+        idx = np.flatnonzero(todo)
+        if idx.size == 0:
+            break
+        adv = _art_apgd(est, m, "difference_logits_ratio", targeted=True).generate(xn[idx], y=_one_hot(target[idx], n))
+        out[idx] = adv
+        todo[idx] = est.predict(adv).argmax(1) == int(y[0])
+    return out
+
+
+def _art_autoattack(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
+    from art.attacks.evasion import AutoAttack
+
+    est = folded.art_classifier()
+    parts = [_art_apgd(est, m, "cross_entropy"), _art_apgd(est, m, "difference_logits_ratio"), _art_square(est, m)]
+    aa = AutoAttack(est, norm=np.inf if _linf(m.norm) else 2, eps=m.eps, eps_step=2 * m.eps, attacks=parts,
+                    batch_size=m.batch_size, targeted=False)
+    return aa.generate(x.cpu().numpy(), y=_one_hot(y, folded.nb_classes))
+
+
+def _art_square_attack(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
+    return _art_square(folded.art_classifier(), m).generate(x.cpu().numpy(), y=_one_hot(y, folded.nb_classes))
+
+
+def _torchattacks_run(make: Callable[[Any, DetectorAsClass, ToolkitMember, float, str], Any]
+                      ) -> Callable[[ToolkitMember, DetectorAsClass, Tensor, Tensor], Any]:
+    """A torchattacks attack (built by ``make(ta, folded, member, eps in [0, 1] units, norm)``) on the folded system."""
     def attack(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
         import torchattacks as ta
 
         from rce_art.adapters.torchattacks_attack import TorchattacksAttack
 
         lo, hi = folded.clip_values or (0.0, 1.0)  # an ART classifier always has them (checked by the runner)
-        e, norm = m.eps / (hi - lo), ("Linf" if _linf(m.norm) else "L2")
-        if kind == "ta-apgd":
-            a = ta.APGD(folded, norm=norm, eps=e, steps=m.steps(APGD_ITERATIONS), n_restarts=1, seed=m.seed, loss="ce")
-        elif kind == "ta-apgdt":
-            a = ta.APGDT(folded, norm=norm, eps=e, steps=m.steps(APGD_ITERATIONS), n_restarts=1, seed=m.seed,
-                         n_classes=min(m.n_targets + 1, folded.nb_classes))
-        else:
-            a = ta.Square(folded, norm=norm, eps=e, n_queries=m.steps(SQUARE_QUERIES), n_restarts=1, seed=m.seed)
+        a = make(ta, folded, m, m.eps / (hi - lo), "Linf" if _linf(m.norm) else "L2")
         return TorchattacksAttack(a, clip_values=(lo, hi)).generate(x, y)
 
     return attack
 
 
-def _foolbox(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
+_ta_apgd = _torchattacks_run(lambda ta, f, m, e, norm: ta.APGD(
+    f, norm=norm, eps=e, steps=m.steps(APGD_ITERATIONS), n_restarts=1, seed=m.seed, loss="ce"))
+_ta_apgdt = _torchattacks_run(lambda ta, f, m, e, norm: ta.APGDT(
+    f, norm=norm, eps=e, steps=m.steps(APGD_ITERATIONS), n_restarts=1, seed=m.seed,
+    n_classes=min(m.n_targets + 1, f.nb_classes)))
+_ta_square = _torchattacks_run(lambda ta, f, m, e, norm: ta.Square(
+    f, norm=norm, eps=e, n_queries=m.steps(SQUARE_QUERIES), n_restarts=1, seed=m.seed))
+
+
+def _fb_pgd(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
     import foolbox as fb
 
     from rce_art.adapters.foolbox_attack import FoolboxAttack
@@ -167,25 +182,55 @@ class ToolkitMember(EnsembleAttack):
         return f"{self.name}[{self.toolkit}](eps={self.eps:g}, norm={self.norm}, budget={self.budget:g})"
 
 
-_OWN: dict[str, Callable[..., EnsembleAttack]] = {
-    "pgd-orthogonal": lambda **kw: DetectorPGDMember(mode="orthogonal", **kw),
-    "pgd-selective": lambda **kw: DetectorPGDMember(mode="selective", **kw),
-    "pgd-combined": lambda **kw: DetectorPGDMember(mode="combined", **kw),
-    "cw-wb": lambda **kw: CWWBMember(**kw),
-    "rays": lambda **kw: RaySMember(**kw),
+@dataclass(frozen=True)
+class AdaptiveAttackSpec:
+    """One entry of the adaptive-attack registry.
+
+    Attributes:
+        toolkit: ``"rce-art"`` (rce-art's own attacks), ``"art"``, ``"torchattacks"`` or ``"foolbox"``.
+        kind: ``"gradient"``, ``"score"`` or ``"decision"`` (what the attack reads of the system).
+        build: ``build(name=, eps=, norm=, budget=, seed=, options=) -> EnsembleAttack``.
+    """
+
+    toolkit: str
+    kind: str
+    build: Callable[..., EnsembleAttack]
+
+
+def _toolkit(toolkit: str, kind: str, run_folded: Callable[..., Any]) -> AdaptiveAttackSpec:
+    def build(options: dict[str, Any], **common: Any) -> EnsembleAttack:
+        unknown = set(options) - {"n_targets", "batch_size"}
+        if unknown:
+            raise ValueError(f"unknown options {sorted(unknown)} for {common['name']!r}; it takes n_targets and "
+                             "batch_size")
+        return ToolkitMember(**common, toolkit=toolkit, run_folded=run_folded, member_kind=kind, **options)
+
+    return AdaptiveAttackSpec(toolkit, kind, build)
+
+
+def _own(kind: str, member: Callable[..., EnsembleAttack], **fixed: Any) -> AdaptiveAttackSpec:
+    return AdaptiveAttackSpec("rce-art", kind, lambda options, **common: member(**fixed, **common, options=options))
+
+
+REGISTRY: dict[str, AdaptiveAttackSpec] = {
+    "pgd-orthogonal": _own("gradient", DetectorPGDMember, mode="orthogonal"),
+    "pgd-selective": _own("gradient", DetectorPGDMember, mode="selective"),
+    "pgd-combined": _own("gradient", DetectorPGDMember, mode="combined"),
+    "cw-wb": _own("gradient", CWWBMember),
+    "rays": _own("decision", RaySMember),
+    "apgd-ce": _toolkit("art", "gradient", _art_apgd_ce),
+    "apgd-dlr": _toolkit("art", "gradient", _art_apgd_dlr),
+    "apgd-t": _toolkit("art", "gradient", _art_apgd_t),
+    "autoattack": _toolkit("art", "gradient", _art_autoattack),
+    "square": _toolkit("art", "score", _art_square_attack),
+    "ta-apgd": _toolkit("torchattacks", "gradient", _ta_apgd),
+    "ta-apgdt": _toolkit("torchattacks", "gradient", _ta_apgdt),
+    "ta-square": _toolkit("torchattacks", "score", _ta_square),
+    "fb-pgd": _toolkit("foolbox", "gradient", _fb_pgd),
 }
-_TOOLKIT: dict[str, tuple[str, str, Callable[..., Any]]] = {
-    "apgd-ce": ("art", "gradient", _art("apgd-ce")),
-    "apgd-dlr": ("art", "gradient", _art("apgd-dlr")),
-    "apgd-t": ("art", "gradient", _art("apgd-t")),
-    "autoattack": ("art", "gradient", _art("autoattack")),
-    "square": ("art", "score", _art("square")),
-    "ta-apgd": ("torchattacks", "gradient", _torchattacks("ta-apgd")),
-    "ta-apgdt": ("torchattacks", "gradient", _torchattacks("ta-apgdt")),
-    "ta-square": ("torchattacks", "score", _torchattacks("ta-square")),
-    "fb-pgd": ("foolbox", "gradient", _foolbox),
-}
-ADAPTIVE_ATTACKS: tuple[str, ...] = (*_OWN, *_TOOLKIT)
+"""Every adaptive attack by name, in one table: who provides it, what it reads, how it is built."""
+
+ADAPTIVE_ATTACKS: tuple[str, ...] = tuple(REGISTRY)
 """Names [`build_adaptive_attack`][] knows: rce-art's own (``pgd-*`` = DetectorPGD modes, ``cw-wb``, ``rays``) and the
 toolkits' (ART ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``autoattack``, ``square``; torchattacks ``ta-apgd``,
 ``ta-apgdt``, ``ta-square``; Foolbox ``fb-pgd``)."""
@@ -223,15 +268,7 @@ def build_adaptive_attack(name: str, eps: float, norm: str = "linf", budget: flo
     _linf(norm)
     common: dict[str, Any] = {"name": name, "eps": float(eps), "norm": norm, "budget": float(budget),
                               "seed": int(seed)}
-    if name in _OWN:
-        return _OWN[name](**common, options=dict(options))
-    toolkit, kind, fn = _TOOLKIT[name]
-    known = {f.name for f in dataclasses.fields(ToolkitMember)}
-    unknown = set(options) - {"n_targets", "batch_size"}
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)} for {name!r}; it takes n_targets and batch_size")
-    assert unknown <= known
-    return ToolkitMember(**common, toolkit=toolkit, run_folded=fn, member_kind=kind, **options)
+    return REGISTRY[name].build(dict(options), **common)
 
 
 def standard_ensemble(eps: float, norm: str = "linf", budget: float = 1.0, seed: int = 0) -> list[EnsembleAttack]:
