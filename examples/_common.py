@@ -57,12 +57,12 @@ ATTACK_BATCH = 256
 
 
 def add_shard_options(parser: argparse.ArgumentParser) -> None:
-    """``--shard i/n`` and ``--merge FILES``: the offline form of sharded evaluation."""
+    """``--shard i/n`` and ``--merge FOLDER...``: the offline form of sharded evaluation."""
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="attack only shard I of N (0-based) and write its per-example results as JSON to --out "
                              "(for jobs that cannot talk to each other; under torchrun the processes shard by rank)")
-    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
-                        help="merge the JSON files of every --shard job of one run and print the tables")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="FOLDER",
+                        help="merge the results folder(s) of the --shard jobs of one run and print the tables")
 
 
 def setup_sharding(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[int, int] | None:

@@ -125,7 +125,7 @@ def finish(records: list[dict], args, n: int, bandwidths: tuple[str, ...]) -> li
 
 
 def merge(args) -> list[dict]:
-    """``--merge``: the records of a run from the JSON files of its ``--shard`` jobs."""
+    """``--merge``: the records of a run from the results folder(s) of its ``--shard`` jobs."""
     parts, meta = load_shards(args.merge)
     args.dataset, args.model, args.attacks = meta["dataset"], meta["model"], meta["attacks"]
     args.out = args.out if args.out != Path("runs") else Path(args.merge[0]).parent
@@ -138,7 +138,8 @@ def merge(args) -> list[dict]:
                                     sigma=info[0]["sigma"])
         rec.update(backend=info[0]["backend"], seconds_per_example=spe, settings=info[0]["settings"])
         records.append(rec)
-    print(f"merged {len(args.merge)} shards: {meta}")
+    n_shards = len(next(iter(parts.values()))["info"]) if parts else 0
+    print(f"merged {n_shards} shards from {len(args.merge)} folder(s): {meta}")
     return finish(records, args, meta["n"], tuple(meta["bandwidths"]))
 
 
@@ -212,10 +213,12 @@ def run(args, extra: list[str], shard: tuple[int, int] | None) -> list[dict]:
         meta = {"dataset": args.dataset, "model": args.model, "attacks": list(args.attacks), "n": len(x), "eps": eps,
                 "seed": args.seed, "bandwidths": list(bandwidths), "epochs": C.default_epochs(args, len(data.x_train)),
                 "backend": args.backend, "paper": args.paper}
-        path = ra.evaluation.save_shard(args.out / f"table2-{args.dataset}-{args.model}-shard-{shard[0]}-of-{shard[1]}.json",
-                             parts, shard=shard, n=len(x), meta=meta)
-        print(f"\nwrote {path}; when every shard is done: python examples/reproduce_table2.py --merge "
-              f"{args.out}/table2-{args.dataset}-{args.model}-shard-*-of-{shard[1]}.json")
+        # every job writes the run's one results folder (atomic, checksummed units bound to the run: a job of another
+        # run is refused); jobs on machines without a shared folder write their own and --merge takes them all
+        path = ra.evaluation.save_shard(args.out / f"table2-{args.dataset}-{args.model}-shards", parts, shard=shard,
+                                        n=len(x), meta=meta)
+        print(f"\nwrote shard {shard[0]} of {shard[1]} into {path}; when every shard is done: "
+              f"python examples/reproduce_table2.py --merge {path}")
         return []
     records = finish(records, args, len(x), bandwidths)
     print(f"\ntotal time {time.perf_counter() - t_start:.0f}s")

@@ -48,21 +48,31 @@ def _scores(n, offset=0.0):
 def test_save_and_load_shards_round_trip_exactly(tmp_path):
     a, b = _scores(5), _scores(4, 1.0)
     meta = {"dataset": "digits", "eps": 0.1}
-    paths = [save_shard(tmp_path / f"s{i}.json", {"k": {"scores": s, "info": {"t": i}}}, shard=(i, 2), n=9, meta=meta)
+    paths = [save_shard(tmp_path / f"s{i}", {"k": {"scores": s, "info": {"t": i}}}, shard=(i, 2), n=9, meta=meta)
              for i, s in ((1, b), (0, a))]
-    parts, got_meta = load_shards(paths)
-    assert got_meta == meta and parts["k"]["info"] == [{"t": 0}, {"t": 1}]
-    for f in a:
-        whole = np.concatenate([a[f], b[f]])
-        assert np.array_equal(parts["k"]["scores"][f], whole) and parts["k"]["scores"][f].dtype == whole.dtype
-    with pytest.raises(ValueError, match=r"need shards 0..1 of 2 exactly once, got \[0\]"):
-        load_shards(paths[1:])
-    other = save_shard(tmp_path / "o.json", {"k": {"scores": b}}, shard=(1, 2), n=9, meta={"dataset": "mnist"})
-    with pytest.raises(ValueError, match="other settings"):
+    for folders in (paths, [tmp_path / "shared"]):
+        if folders[0].name == "shared":  # both jobs in one shared folder
+            for i, s in ((1, b), (0, a)):
+                save_shard(folders[0], {"k": {"scores": s, "info": {"t": i}}}, shard=(i, 2), n=9, meta=meta)
+        parts, got_meta = load_shards(folders)
+        assert got_meta == meta and parts["k"]["info"] == [{"t": 0}, {"t": 1}]
+        for f in a:
+            whole = np.concatenate([a[f], b[f]])
+            assert np.array_equal(parts["k"]["scores"][f], whole) and parts["k"]["scores"][f].dtype == whole.dtype
+    with pytest.raises(ValueError, match=r"need shards 0..1 of 2 exactly once, got \[1\]"):
+        load_shards(paths[:1])
+    with pytest.raises(ValueError, match="another evaluation"):  # a job of another run: refused, never mixed
+        save_shard(tmp_path / "shared", {"k": {"scores": b}}, shard=(1, 2), n=9, meta={"dataset": "mnist"})
+    other = save_shard(tmp_path / "o", {"k": {"scores": b}}, shard=(1, 2), n=9, meta={"dataset": "mnist"})
+    with pytest.raises(ValueError, match="another evaluation"):
         load_shards([paths[1], other])
+    unit = next((paths[0] / "units").glob("*.json"))
+    unit.write_text(unit.read_text().replace("0.", "0.9", 1))  # an edited value
+    with pytest.raises(ra.evaluation.store.CorruptResultError):
+        load_shards(paths)
     (tmp_path / "x.json").write_text("{}")
-    with pytest.raises(ValueError, match="not an rce-art shard file"):
-        load_shards([tmp_path / "x.json"])
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="not an rce-art shard file"):
+        load_shards([tmp_path / "x.json"])  # 0.6's one-file format, still read until 0.8
 
 
 def test_example_scores_and_report_give_evaluate_attacks_record(ce_trainer, digits):

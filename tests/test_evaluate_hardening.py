@@ -14,7 +14,7 @@ from conftest import clf_of, user_data
 import rce_art as ra
 from rce_art.report import EvaluationReport, ResultStore, evaluate, merge
 from rce_art.report.cli import main
-from rce_art.report.store import CorruptResultError, atomic_save, atomic_write
+from rce_art.evaluation.store import CorruptResultError, atomic_save, atomic_write
 
 FAST = {"attacks": ["pgd-selective"], "budget": "quick", "batch_size": 12, "verbose": False, "curve_fprs": (),
         "diagnostics": False}
@@ -256,7 +256,7 @@ def test_training_arrays_are_named_in_errors(user_files, tmp_path, monkeypatch, 
 def test_disk_full_is_one_line(user_files, tmp_path, monkeypatch, capsys):
     import errno
 
-    import rce_art.report.store as store
+    import rce_art.evaluation.store as store
 
     root, _ = user_files
     monkeypatch.chdir(root)

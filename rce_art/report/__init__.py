@@ -7,12 +7,12 @@ accuracy with detection, the success rate over the served inputs, the realised f
 attacked (definitions: docs/concepts.md). The ``rce-art`` command does the same for a model file.
 """
 
+from rce_art.evaluation.store import CorruptResultError, ResultStore
 from rce_art.report.diagnostics import check_rows, run_diagnostics
 from rce_art.report.evaluate import BUDGETS, DEFAULT_CURVE_FPRS, evaluate, plan_units
 from rce_art.report.merge import merge
 from rce_art.report.model import EvaluationReport, build_report
 from rce_art.report.named import DETECTOR_NAMES, fit_named_detector
-from rce_art.report.store import CorruptResultError, ResultStore
 from rce_art.report.units import UnitKey
 
 __all__ = [

@@ -110,9 +110,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from rce_art.evaluation.store import atomic_write
     from rce_art.report.model import EvaluationReport
     from rce_art.report.render import render_html
-    from rce_art.report.store import atomic_write
 
     path = Path(args.folder) / "report.json"
     if not path.exists():
@@ -181,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rce-art``; returns the exit status."""
     args = parser().parse_args(argv)
-    from rce_art.report.store import CorruptResultError
+    from rce_art.evaluation.store import CorruptResultError
 
     try:
         return {"evaluate": _evaluate, "report": _report, "merge": _merge}[args.command](args)

@@ -23,12 +23,12 @@ from rce_art._validation import check_inputs, check_labels, is_data_source, mate
 from rce_art.adapters.adaptive_attacks import ADAPTIVE_ATTACKS, STANDARD_ENSEMBLE, build_adaptive_attack
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.persistence import model_fingerprint
+from rce_art.evaluation.store import ResultStore, digest_arrays, package_versions
 from rce_art.models.estimator import resolve_model
 from rce_art.report.checks import check_fprs, check_integer, check_real, detector_items
 from rce_art.report.identity import detector_digest, json_sha256, prediction_probe, preprocessing_spec
 from rce_art.report.model import EvaluationReport, build_report
 from rce_art.report.named import DETECTOR_NAMES, fit_named_detector, save_atomically
-from rce_art.report.store import ResultStore, digest_arrays, package_versions
 from rce_art.report.units import BUDGETS, plan_units, run_unit
 from rce_art.settings import WORST_CASE
 

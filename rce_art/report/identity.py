@@ -15,19 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from rce_art.evaluation.store import identity_differences, json_sha256
+
 __all__ = ["PROBE_INPUTS", "detector_digest", "identity_differences", "json_sha256", "prediction_probe",
            "preprocessing_spec"]
 
 PROBE_INPUTS = 8
 """Inputs (the first of ``x``) whose logits identify what the model computes."""
-PROBE_RTOL = 1e-3
-"""Relative tolerance of the probe comparison (the same model on another machine, thread count or device computes
-logits that differ in the last float32 digits; a changed ``forward`` moves them far more)."""
 
-
-def json_sha256(obj: Any) -> str:
-    """SHA-256 of an object as stored (JSON with sorted keys): an identity's hash, a unit's checksum."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=float).encode()).hexdigest()
 
 
 def prediction_probe(classifier: Any, x: np.ndarray) -> list[list[float]]:
@@ -50,35 +45,6 @@ def detector_digest(detector: Any) -> str:
         h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
         h.update((t.double() if t.is_floating_point() else t.to(torch.int64)).contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _probe_close(a: Any, b: Any) -> bool:
-    try:
-        pa, pb = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    except (TypeError, ValueError):
-        return False
-    if pa.shape != pb.shape:
-        return False
-    scale = max(float(np.abs(pa).max(initial=0.0)), 1.0)
-    return bool(np.all(np.abs(pa - pb) <= PROBE_RTOL * scale))
-
-
-def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The keys in which two identities differ (the model's prediction probe compared within a tolerance,
-    everything else exactly), e.g. ``["eps", "model.probe", "versions.torch"]``."""
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if k == "model" and isinstance(a, dict) and isinstance(b, dict):
-            for part in sorted(set(a) | set(b)):
-                same = (_probe_close(a.get(part), b.get(part)) if part == "probe" else a.get(part) == b.get(part))
-                if not same:
-                    out.append(f"model.{part}")
-        elif k == "versions" and isinstance(a, dict) and isinstance(b, dict):
-            out += [f"versions.{p}" for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
-        elif a != b:
-            out.append(k)
-    return out
 
 
 def preprocessing_spec(classifier: Any) -> list[dict[str, Any]]:

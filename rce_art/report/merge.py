@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rce_art.evaluation.store import ResultStore
 from rce_art.report.model import EvaluationReport, build_report
-from rce_art.report.store import ResultStore
 from rce_art.report.units import plan_units
 
 __all__ = ["merge"]

@@ -13,9 +13,9 @@ import numpy as np
 
 from rce_art.detectors.calibration import is_flagged
 from rce_art.evaluation.rates import operating_point_rates
+from rce_art.evaluation.store import CorruptResultError, atomic_write
 from rce_art.metrics import rate_with_interval as _rate
 from rce_art.report.diagnostics import check_rows
-from rce_art.report.store import CorruptResultError, atomic_write
 from rce_art.report.units import UnitKey
 
 __all__ = ["FORMAT", "EvaluationReport", "build_report"]

@@ -67,6 +67,6 @@ def fit_named_detector(name: str, classifier: Any, x_fit: Any, y_fit: Any, x_cal
 def save_atomically(det: ScoreDetector, path: Path) -> None:
     """Save a fitted detector so that a killed process leaves the whole file or none (a temporary file of its own,
     then renamed: concurrent writers do not race)."""
-    from rce_art.report.store import atomic_save
+    from rce_art.evaluation.store import atomic_save
 
     atomic_save(path, det.save)
