@@ -180,7 +180,7 @@ def _cell(det, xs, ys, grid, plan, **labels) -> list[dict]:
         alone = {}
         if not (head or plan["all_eps"]):
             continue
-        for name in plan["singles"] + (["autoattack"] if head and plan["autoattack"] else []):
+        for name in plan["singles"] + (["art-autoattack"] if head and plan["autoattack"] else []):
             a = build_adaptive_attack(name, eps)
             if not a.applies_to(det):
                 continue

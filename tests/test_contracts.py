@@ -399,9 +399,9 @@ def test_every_detector_is_an_extra_class_in_every_toolkit_form(fitted, digits, 
     xg = torch.tensor(x[:8], requires_grad=True)
     DetectorAsClass(fitted)(xg)[:, 10].sum().backward()
     assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
-    forms = {"apgd-ce": "art", "ta-apgd": "torchattacks", "fb-pgd": "foolbox"}
+    forms = {"apgd-ce": "rce_art", "art-apgd-ce": "art", "ta-apgd": "torchattacks", "fb-pgd": "foolbox"}
     for name, module in forms.items():
-        if module != "art" and importlib.util.find_spec(module) is None:
+        if module not in ("art", "rce_art") and importlib.util.find_spec(module) is None:
             continue
         r = ra.WorstCaseEnsemble([build_adaptive_attack(name, 0.2, budget=0.05)]).run(fitted, x[50:62], y[50:62])
         rep, fl = fitted.detect(r.x_adv.numpy())

@@ -102,12 +102,22 @@ def test_duplicates_and_bad_arguments_fail_before_anything_is_written(setup, tmp
     assert v["eps"] == pytest.approx(0.1) and v["batch_size"] == 7
 
 
-def test_square_refuses_inputs_that_are_not_images_of_5x5_pixels(tmp_path):
+def test_art_square_refuses_images_under_5x5_pixels(tmp_path):
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     clf = ra.make_art_classifier(net, (1, 4, 4), 3, (0.0, 1.0))
     x = np.random.default_rng(0).uniform(0, 1, (30, 1, 4, 4)).astype(np.float32)
     det = ra.ConfidenceDetector(clf).fit(x, np.arange(30) % 3, x_calibration=x)
-    with pytest.raises(ValueError, match="at least 5x5"):
+    with pytest.raises(ValueError, match="at least 5x5"):  # ART's Square draws windows inside the image
+        evaluate(clf, [det], x[:5], np.arange(5) % 3, x_calibration=x, attacks=["apgd-ce", "art-square"], out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_square_refuses_inputs_that_are_not_images(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(16, 3))
+    clf = ra.make_art_classifier(net, (16,), 3, (0.0, 1.0))
+    x = np.random.default_rng(0).uniform(0, 1, (30, 16)).astype(np.float32)
+    det = ra.ConfidenceDetector(clf).fit(x, np.arange(30) % 3, x_calibration=x)
+    with pytest.raises(ValueError, match=r"runs only on images \(C, H, W\)"):
         evaluate(clf, [det], x[:5], np.arange(5) % 3, x_calibration=x, attacks=["apgd-ce", "square"], out=tmp_path / "o")
     assert not (tmp_path / "o").exists()
 

@@ -154,7 +154,7 @@ def test_network_pass_counter_counts_rows_and_removes_its_hooks(ce_trainer, digi
         net(x).sum().backward()
         with torch.no_grad():
             net(x[:3])
-    assert c == {"forward": 8, "backward": 5}
+    assert c == {"forward": 8, "backward": 5, "forward_calls": 2, "backward_calls": 1}
     assert all(not m._forward_hooks for m in net.modules())
 
 

@@ -1,16 +1,17 @@
-"""The toolkits' strongest attacks made adaptive: run on the detector-as-extra-class system, by name.
+"""The adaptive attacks by name: rce-art's own batch attacks and the toolkits' cross-checks, on the detector-as-class system.
 
-Every toolkit attack here attacks, unchanged, the folded form of
-[`DetectorAsClass`][rce_art.attacks.DetectorAsClass] for the inputs of each true class: its own untargeted success
-test (``argmax != y``) then holds exactly when the input is misclassified AND not flagged, so the toolkit's early
-stopping and best-iterate bookkeeping serve the system's goal. (ART's ``AutoAttack`` class cannot take the plain
-``L + 1``-class wrapper: it always runs an untargeted pass first whose success test would count "flagged" as a
-success; on the folded form it is right as it stands.) Budgets are ``eps`` in pixel units, as everywhere in rce-art;
-``budget`` multiplies each attack's default iterations or queries.
+rce-art's own (APGD-CE / APGD-DLR / APGD-T, Square, the DetectorPGD modes, C&W-wb, RayS) attack the system folded
+per row (one call for a batch of mixed classes). Every toolkit attack (``art-*``, ``ta-*``, ``fb-pgd``) attacks,
+unchanged, the folded form of [`DetectorAsClass`][rce_art.attacks.DetectorAsClass] for the inputs of each true class:
+its own untargeted success test (``argmax != y``) then holds exactly when the input is misclassified AND not
+flagged, so the toolkit's early stopping and best-iterate bookkeeping serve the system's goal; they stay as named
+cross-checks of rce-art's own (held to them by parity tests). Budgets are ``eps`` in pixel units, as everywhere in
+rce-art; ``budget`` multiplies each attack's default iterations or queries.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,10 +22,17 @@ from torch import Tensor
 
 from rce_art.adapters.registry import seeded_global_rngs
 from rce_art.attacks.detector_class import DetectorAsClass
-from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
+from rce_art.evaluation.members import (
+    APGDMember,
+    CWWBMember,
+    DetectorPGDMember,
+    EnsembleAttack,
+    RaySMember,
+    SquareMember,
+)
 from rce_art.settings import WORST_CASE
 
-__all__ = ["ADAPTIVE_ATTACKS", "REGISTRY", "STANDARD_ENSEMBLE", "AdaptiveAttackSpec", "ToolkitMember", "build_adaptive_attack",
+__all__ = ["ADAPTIVE_ATTACKS", "REGISTRY", "RENAMED_ATTACKS", "STANDARD_ENSEMBLE", "AdaptiveAttackSpec", "ToolkitMember", "build_adaptive_attack",
            "standard_ensemble"]
 
 
@@ -34,7 +42,7 @@ SQUARE_QUERIES = WORST_CASE.square_queries
 """Default Square queries ([`rce_art.settings.WorstCaseSettings`][])."""
 SQUARE_MIN_SIDE = WORST_CASE.square_min_side
 """Smallest image side Square runs on ([`rce_art.settings.WorstCaseSettings`][])."""
-_IMAGE_ONLY = ("square", "ta-square", "autoattack")
+_IMAGE_ONLY = ("art-square", "ta-square", "art-autoattack")
 
 
 def _linf(norm: str) -> bool:
@@ -212,17 +220,28 @@ def _own(kind: str, member: Callable[..., EnsembleAttack], **fixed: Any) -> Adap
     return AdaptiveAttackSpec("rce-art", kind, lambda options, **common: member(**fixed, **common, options=options))
 
 
+def _square(options: dict[str, Any], **common: Any) -> EnsembleAttack:
+    """rce-art's L-inf Square; for L2, ART's (rce-art has no L2 Square yet), named ``square`` and described as ART's."""
+    if common["norm"] == "linf":
+        return SquareMember(**common, options=options)
+    return _toolkit("art", "score", _art_square_attack).build(options, **common)
+
+
 REGISTRY: dict[str, AdaptiveAttackSpec] = {
+    "apgd-ce": _own("gradient", APGDMember, loss="ce"),
+    "apgd-dlr": _own("gradient", APGDMember, loss="dlr"),
+    "apgd-t": _own("gradient", APGDMember, loss="dlr-targeted"),
+    "square": AdaptiveAttackSpec("rce-art", "score", _square),
     "pgd-orthogonal": _own("gradient", DetectorPGDMember, mode="orthogonal"),
     "pgd-selective": _own("gradient", DetectorPGDMember, mode="selective"),
     "pgd-combined": _own("gradient", DetectorPGDMember, mode="combined"),
     "cw-wb": _own("gradient", CWWBMember),
     "rays": _own("decision", RaySMember),
-    "apgd-ce": _toolkit("art", "gradient", _art_apgd_ce),
-    "apgd-dlr": _toolkit("art", "gradient", _art_apgd_dlr),
-    "apgd-t": _toolkit("art", "gradient", _art_apgd_t),
-    "autoattack": _toolkit("art", "gradient", _art_autoattack),
-    "square": _toolkit("art", "score", _art_square_attack),
+    "art-apgd-ce": _toolkit("art", "gradient", _art_apgd_ce),
+    "art-apgd-dlr": _toolkit("art", "gradient", _art_apgd_dlr),
+    "art-apgd-t": _toolkit("art", "gradient", _art_apgd_t),
+    "art-autoattack": _toolkit("art", "gradient", _art_autoattack),
+    "art-square": _toolkit("art", "score", _art_square_attack),
     "ta-apgd": _toolkit("torchattacks", "gradient", _ta_apgd),
     "ta-apgdt": _toolkit("torchattacks", "gradient", _ta_apgdt),
     "ta-square": _toolkit("torchattacks", "score", _ta_square),
@@ -230,15 +249,22 @@ REGISTRY: dict[str, AdaptiveAttackSpec] = {
 }
 """Every adaptive attack by name, in one table: who provides it, what it reads, how it is built."""
 
+RENAMED_ATTACKS: dict[str, str] = {"autoattack": "art-autoattack"}
+"""Names of 0.7 that still build (with a ``DeprecationWarning``) until 0.9. (``apgd-ce``, ``apgd-dlr``, ``apgd-t`` and
+``square`` kept their names and are rce-art's own since 0.8; ART's are ``art-*``.)"""
+
 ADAPTIVE_ATTACKS: tuple[str, ...] = tuple(REGISTRY)
-"""Names [`build_adaptive_attack`][] knows: rce-art's own (``pgd-*`` = DetectorPGD modes, ``cw-wb``, ``rays``) and the
-toolkits' (ART ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``autoattack``, ``square``; torchattacks ``ta-apgd``,
-``ta-apgdt``, ``ta-square``; Foolbox ``fb-pgd``)."""
+"""Names [`build_adaptive_attack`][] knows: rce-art's own (``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``square``,
+``pgd-*`` = DetectorPGD modes, ``cw-wb``, ``rays``) and the toolkits' cross-checks (ART ``art-apgd-ce``,
+``art-apgd-dlr``, ``art-apgd-t``, ``art-autoattack``, ``art-square``; torchattacks ``ta-apgd``, ``ta-apgdt``,
+``ta-square``; Foolbox ``fb-pgd``)."""
 
 STANDARD_ENSEMBLE: tuple[str, ...] = ("apgd-ce", "pgd-selective", "apgd-t", "square")
 """The documented standard worst-case ensemble, in its fixed order (chosen by the strength study in
-``docs/results.md``): ART's APGD-CE on the folded system (the strongest single attack), selective DetectorPGD, ART's
-targeted APGD-DLR over the top 3 classes, then the score-based Square as the gradient-free cross-check."""
+``docs/results.md``): rce-art's APGD-CE on the system folded per row (the strongest single attack), selective
+DetectorPGD, APGD-T (targeted DLR over the top 3 classes), then the score-based Square as the gradient-free
+cross-check. Every iteration of every member is one batched forward and at most one input-only backward over the
+inputs still unbroken."""
 
 
 def build_adaptive_attack(name: str, eps: float, norm: str = "linf", budget: float = 1.0, seed: int = 0,
@@ -261,6 +287,10 @@ def build_adaptive_attack(name: str, eps: float, norm: str = "linf", budget: flo
     Raises:
         ValueError: On an unknown name, a bad norm, or a non-positive eps or budget.
     """
+    if name in RENAMED_ATTACKS:
+        warnings.warn(f"adaptive attack {name!r} is now {RENAMED_ATTACKS[name]!r}; the old name stops working in "
+                      "rce-art 0.9", DeprecationWarning, stacklevel=2)
+        name = RENAMED_ATTACKS[name]
     if name not in ADAPTIVE_ATTACKS:
         raise ValueError(f"unknown adaptive attack {name!r}; choose one of {ADAPTIVE_ATTACKS}")
     if not (np.isfinite(eps) and eps > 0) or not (np.isfinite(budget) and budget > 0):

@@ -29,7 +29,28 @@ from torch import Tensor, nn
 from rce_art._validation import check_integer
 from rce_art.detectors.calibration import calibrate_threshold, is_flagged
 
-__all__ = ["DetectorAsClass", "system_success"]
+__all__ = ["DetectorAsClass", "fold_rows", "system_success"]
+
+
+def fold_rows(outputs: Tensor, labels: Tensor) -> Tensor:
+    """The ``(N, L + 1)`` outputs of a [`DetectorAsClass`][] folded per row: ``(N, L)`` logits in which each row's
+    extra ("flagged") logit is merged into that row's own true class, ``Z'_y = max(Z_y, Z_extra)``.
+
+    ``argmax Z' != y`` holds exactly when the input is classified as a wrong class AND not flagged, whatever the
+    classes of the other rows, so one attack call covers a batch of mixed classes with the system's success test.
+    Differentiable (through whichever of the two logits is larger).
+
+    Args:
+        outputs: ``(N, L + 1)`` system outputs.
+        labels: ``(N,)`` true labels in ``[0, L)``.
+
+    Returns:
+        ``(N, L)`` folded logits.
+    """
+    n_classes = outputs.shape[1] - 1
+    labels = labels.to(outputs.device).long()[:, None]
+    merged = torch.maximum(outputs[:, :n_classes].gather(1, labels), outputs[:, n_classes:])
+    return outputs[:, :n_classes].scatter(1, labels, merged)
 
 
 def system_success(logits: Tensor, labels: Tensor, targeted: bool = False) -> Tensor:
@@ -128,6 +149,17 @@ class DetectorAsClass(nn.Module):
             adv = attack(self.folded(int(c)), x[rows], yc[rows])
             out[rows] = torch.as_tensor(adv, dtype=out.dtype).to(out.device).reshape(out[rows].shape)
         return out
+
+    def folded_logits(self, x: Tensor, labels: Tensor) -> Tensor:
+        """``(N, L)`` logits of ``x`` folded per row into each row's true class ([`fold_rows`][]): one forward pass
+        for a batch of mixed classes, whose ``argmax != labels`` is the system's success test.
+
+        Raises:
+            ValueError: On a system already folded into one class (``fold_into``): build it without.
+        """
+        if self.fold_into is not None:
+            raise ValueError("folded_logits folds per row: call it on the unfolded system (fold_into=None)")
+        return fold_rows(self(x), labels)
 
     @property
     def clip_values(self) -> tuple[float, float] | None:

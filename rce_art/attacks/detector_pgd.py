@@ -184,14 +184,26 @@ class DetectorPGD(SignatureParams):
         d = g[0].numel()
         return self.step_size * math.sqrt(d) * g / g.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *([1] * (g.ndim - 1)))
 
-    def gradients(self, detector: Any, x: Tensor, labels: Tensor
+    def gradients(self, detector: Any, x: Tensor, labels: Tensor, need_grad: bool = True
                   ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]:
         """``(grad of m, grad of -score, m, score, logits)`` at ``x``.
 
         Gradients are averaged over ``eot_samples`` draws (``detector.eot_draw(i)``, ``i = 0..k-1``); ``m``, ``score``
         and ``logits`` are draw 0's. In the classifier mode the detector is not evaluated: the second gradient is
         zero and ``score`` is ``None``. In the combined mode the first gradient is that of the combined objective
-        and the second zero (one backward pass each)."""
+        and the second zero. In the selective mode each row needs one of the two gradients (the one its switch
+        picks, decided by draw 0's margin): both returned tensors hold that gradient, from one backward pass. Only
+        the orthogonal mode computes both. ``need_grad=False`` (the last step): values only, zero gradients, no
+        backward pass."""
+        if not need_grad:
+            with torch.no_grad():
+                if self.mode == "classifier":
+                    logits, score = classifier_logits(detector, x), None
+                else:
+                    logits, score = detector.logits_and_score(x)
+                m = classifier_margin(logits, labels, self.targeted)
+            zero = torch.zeros_like(x)
+            return zero, zero, m, score, logits
         if self.mode == "classifier":
             xr = x.detach().requires_grad_(True)
             logits = classifier_logits(detector, xr)
@@ -202,17 +214,23 @@ class DetectorPGD(SignatureParams):
         gd = torch.zeros_like(x)
         draw = getattr(detector, "eot_draw", None)
         first: tuple[Tensor, Tensor, Tensor] | None = None
+        on_detector: Tensor | None = None
         for i in range(self.eot_samples):
             xr = x.detach().requires_grad_(True)
             with draw(i) if draw is not None else contextlib.nullcontext():
                 logits, score = detector.logits_and_score(xr)
             m = classifier_margin(logits, labels, self.targeted)
+            if on_detector is None:
+                on_detector = m.detach() < -self.margin
             if self.mode == "combined":
                 g1, g2 = _two_grads(m - self.detector_weight * score, None, xr)
+            elif self.mode == "selective":
+                g1, _ = _two_grads(torch.where(on_detector, -score, m), None, xr)
+                g2 = g1
             else:
                 g1, g2 = _two_grads(m, -score, xr)
             gm += g1 / self.eot_samples
-            gd += g2 / self.eot_samples
+            gd = gm if self.mode == "selective" else gd + g2 / self.eot_samples
             if first is None:
                 first = (m.detach(), score.detach(), logits.detach())
         assert first is not None
@@ -243,7 +261,7 @@ class DetectorPGD(SignatureParams):
             for restart in range(self.restarts):
                 xa = self._start(x, g, restart, clip)
                 for step in range(self.steps + 1):
-                    gm, gd, m, score, _ = self.gradients(detector, xa, labels)
+                    gm, gd, m, score, _ = self.gradients(detector, xa, labels, need_grad=step < self.steps)
                     ok = m < 0
                     key = -m if score is None else score  # oblivious: chosen by the classifier alone
                     better = ok & (key > best_key)

@@ -16,13 +16,15 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from rce_art.attacks.apgd import APGD
 from rce_art.attacks.cw_wb import CarliniWagnerWB
 from rce_art.attacks.detector_class import DetectorAsClass
 from rce_art.attacks.detector_pgd import DetectorPGD, project
 from rce_art.attacks.rays import RayS
+from rce_art.attacks.square import Square
 from rce_art.settings import WORST_CASE
 
-__all__ = ["CWWBMember", "DetectorPGDMember", "EnsembleAttack", "RaySMember"]
+__all__ = ["APGDMember", "CWWBMember", "DetectorPGDMember", "EnsembleAttack", "RaySMember", "SquareMember"]
 
 KINDS = ("gradient", "score", "decision")
 
@@ -128,3 +130,52 @@ class RaySMember(EnsembleAttack):
             return torch.as_tensor(rays.generate(xc, yc))
 
         return system.attack_per_class(x, y, attack)
+
+
+def _checked_options(cls: type, options: dict[str, Any], fixed: set[str], name: str) -> None:
+    unknown = set(options) - (set(cls.PARAMS) - fixed)  # type: ignore[attr-defined]
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)} for {name!r}; it takes "
+                         f"{sorted(set(cls.PARAMS) - fixed)}")  # type: ignore[attr-defined]
+
+
+@dataclass
+class APGDMember(EnsembleAttack):
+    """rce-art's [`APGD`][rce_art.attacks.APGD] on the system folded per row: APGD-CE (``loss="ce"``), APGD-DLR
+    (``"dlr"``) or APGD-T (``"dlr-targeted"``, ``n_targets`` target classes, default 3); ``steps(50)`` iterations
+    (per target), each one forward and one input-only backward over the inputs still unbroken."""
+
+    loss: str = "ce"
+
+    def __post_init__(self) -> None:
+        _checked_options(APGD, self.options, {"eps", "norm", "loss", "steps", "seed"}, self.name)
+
+    def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
+        options = {"n_targets": WORST_CASE.n_targets, **self.options}
+        attack = APGD(self.eps, self.norm, self.loss, steps=self.steps(WORST_CASE.apgd_iterations), seed=self.seed,
+                      **options)
+        return attack.run(system, x, y).x_adv
+
+
+@dataclass
+class SquareMember(EnsembleAttack):
+    """rce-art's L-inf [`Square`][rce_art.attacks.Square] on the system folded per row; ``steps(500)`` queries per
+    input, one forward of the candidates each, inputs leaving the batch as they break. Images ``(C, H, W)`` only."""
+
+    kind: ClassVar[str] = "score"
+
+    def __post_init__(self) -> None:
+        if self.norm != "linf":
+            raise ValueError("rce-art's Square is the L-inf attack; for L2 use 'art-square'")
+        _checked_options(Square, self.options, {"eps", "queries", "seed"}, self.name)
+
+    def check_input_shape(self, input_shape: tuple[int, ...] | None) -> None:
+        if input_shape is not None and len(input_shape) != 3:
+            raise ValueError(f"attack {self.name!r} (Square) runs only on images (C, H, W), and one input here has "
+                             f"shape {tuple(input_shape)}; leave it out of the attacks (e.g. attacks=['apgd-ce', "
+                             "'pgd-selective', 'apgd-t'])")
+
+    def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
+        self.check_input_shape(tuple(x.shape[1:]))
+        attack = Square(self.eps, queries=self.steps(WORST_CASE.square_queries), seed=self.seed, **self.options)
+        return attack.run(system, x, y).x_adv

@@ -96,9 +96,10 @@ def count_network_passes(model: nn.Module) -> Iterator[dict[str, int]]:
     removed on exit.
 
     Yields:
-        ``{"forward": rows, "backward": rows}``, updated in place.
+        ``{"forward": rows, "backward": rows, "forward_calls": calls, "backward_calls": calls}``, updated in place
+        (a call is one batched pass, whatever its number of rows).
     """
-    counts = {"forward": 0, "backward": 0}
+    counts = {"forward": 0, "backward": 0, "forward_calls": 0, "backward_calls": 0}
     first = next((m for m in model.modules() if next(m.parameters(recurse=False), None) is not None), None)
     if first is None:
         yield counts
@@ -107,8 +108,13 @@ def count_network_passes(model: nn.Module) -> Iterator[dict[str, int]]:
     def on_forward(module: nn.Module, args: Any, out: Any) -> None:
         if isinstance(out, Tensor):
             counts["forward"] += int(out.shape[0]) if out.ndim else 1
+            counts["forward_calls"] += 1
             if out.requires_grad:
-                out.register_hook(lambda g: counts.__setitem__("backward", counts["backward"] + int(g.shape[0])))
+                out.register_hook(lambda g: _backward(int(g.shape[0])))
+
+    def _backward(rows: int) -> None:
+        counts["backward"] += rows
+        counts["backward_calls"] += 1
 
     handle = first.register_forward_hook(on_forward)
     try:
