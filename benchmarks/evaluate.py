@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                              out=tmp, batch_size=bs, verbose=False)
         wall = time.perf_counter() - t
     print(f"standard evaluation of one detector on {len(x)} digits inputs (diagnostics and the extra operating "
-          f"points {ra.robustness.DEFAULT_CURVE_FPRS} at the quick budget on): {wall:.0f}s "
+          f"points {ra.report.DEFAULT_CURVE_FPRS} at the quick budget on): {wall:.0f}s "
           f"({1e3 * wall / len(x):.0f} ms per input)\n")
     print(report.table())
     print(f"\ntarget met: {ratio <= 1.05}")

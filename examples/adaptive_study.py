@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 continue
             if args.only is not None and f"{objective}:{d}" not in args.only.split(","):
                 continue
-            tag = ("full" if args.full else "quick") + "-v06"  # 0.6 records: served / robust accuracy with detection
+            tag = ("full" if args.full else "quick") + "-v07"  # 0.7: the standard ensemble on rce-art's own attacks
             key = cache / f"{args.dataset}-{objective}-{d}-{'-'.join(map(str, grid))}-{len(xs)}-{args.seed}-{tag}.json"
             if key.exists():
                 records += json.loads(key.read_text())

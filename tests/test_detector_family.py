@@ -226,3 +226,34 @@ def test_auto_noise_for_a_sparse_attack_flips_as_many_pixels():
     noisy, k = matched_flip_noise(x, jsma, (-0.5, 0.5), seed=0)
     changed = (noisy != x).reshape(30, -1)
     assert k == 5 and (changed.sum(1) == 5).all() and np.isin(noisy[noisy != x], [-0.5, 0.5]).all()
+
+
+def test_mahalanobis_preprocessing_in_one_batched_pass_matches_layer_by_layer(digits, ce_trainer):
+    """Lee et al.'s input pre-processing, per layer: x_hat_i = clip(x + eps sign(grad_x M_i(x))), score M_i(x_hat_i).
+    0.7 computes every layer's x_hat in one batched forward; the scores and their gradient are the per-layer loop's."""
+    clf = ce_trainer.get_classifier()
+    det = ra.MahalanobisDetector(clf, layers=["stem.2", "body.6", "features"], eps=0.01).fit(
+        digits.x_train[:300], digits.y_train[:300], x_calibration=digits.x_test[:100],
+        x_clean=digits.x_test[100:140], x_adv=np.clip(digits.x_test[100:140] + 0.05, -0.5, 0.5))
+    x = torch.as_tensor(digits.x_test[150:170]).requires_grad_(True)
+    logits, ch = det.characteristics(x)
+    ref = []
+    for i in range(3):  # the loop, written out
+        xg = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(det._layer_scores(xg)[1][i].sum(), xg)
+        ref.append(det._layer_scores((x + 0.01 * g.sign()).clamp(-0.5, 0.5))[1][i])
+    ref = torch.stack(ref, 1).to(ch.dtype)
+    torch.testing.assert_close(ch, ref, rtol=1e-5, atol=1e-5)
+    (ga,) = torch.autograd.grad(ch.sum(), x, retain_graph=True)
+    (gb,) = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():  # scoring under no_grad (the attacks' bookkeeping) still pre-processes
+        torch.testing.assert_close(det.characteristics(x.detach())[1], ch.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_lid_prepares_its_fixed_reference_once():
+    from rce_art.detectors.lid import lid_mle, prepare_reference
+
+    g = torch.Generator().manual_seed(0)
+    q, r = torch.randn(30, 16, generator=g), torch.randn(100, 16, generator=g)
+    torch.testing.assert_close(lid_mle(q, r, 20, prepare_reference(r)), lid_mle(q, r, 20), rtol=0, atol=0)

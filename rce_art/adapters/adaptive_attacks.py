@@ -82,8 +82,9 @@ def _art_apgd_dlr(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tenso
 
 
 def _art_apgd_t(m: ToolkitMember, folded: DetectorAsClass, x: Tensor, y: Tensor) -> Any:
-    """Targeted DLR over the top classes other than the true one (AutoAttack's APGD-T), one target after another on
-    the inputs still unbroken."""
+    """ART's targeted APGD-DLR toward the top classes other than the true one, one target after another on the inputs
+    still unbroken. ART's targeted loss and success test (the target reached) are its own, not AutoAttack's APGD-T
+    (rce-art's ``apgd-t`` is)."""
     est, n = folded.art_classifier(), folded.nb_classes
     xn = x.cpu().numpy()
     out = xn.copy()
@@ -250,8 +251,8 @@ REGISTRY: dict[str, AdaptiveAttackSpec] = {
 """Every adaptive attack by name, in one table: who provides it, what it reads, how it is built."""
 
 RENAMED_ATTACKS: dict[str, str] = {"autoattack": "art-autoattack"}
-"""Names of 0.7 that still build (with a ``DeprecationWarning``) until 0.9. (``apgd-ce``, ``apgd-dlr``, ``apgd-t`` and
-``square`` kept their names and are rce-art's own since 0.8; ART's are ``art-*``.)"""
+"""Names of 0.6 that still build (with a ``DeprecationWarning``) until 0.8. (``apgd-ce``, ``apgd-dlr``, ``apgd-t`` and
+``square`` kept their names and are rce-art's own since 0.7; ART's are ``art-*``.)"""
 
 ADAPTIVE_ATTACKS: tuple[str, ...] = tuple(REGISTRY)
 """Names [`build_adaptive_attack`][] knows: rce-art's own (``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``square``,
@@ -289,7 +290,7 @@ def build_adaptive_attack(name: str, eps: float, norm: str = "linf", budget: flo
     """
     if name in RENAMED_ATTACKS:
         warnings.warn(f"adaptive attack {name!r} is now {RENAMED_ATTACKS[name]!r}; the old name stops working in "
-                      "rce-art 0.9", DeprecationWarning, stacklevel=2)
+                      "rce-art 0.8", DeprecationWarning, stacklevel=2)
         name = RENAMED_ATTACKS[name]
     if name not in ADAPTIVE_ATTACKS:
         raise ValueError(f"unknown adaptive attack {name!r}; choose one of {ADAPTIVE_ATTACKS}")

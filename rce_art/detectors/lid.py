@@ -14,10 +14,20 @@ from rce_art._validation import check_integer
 from rce_art.detectors.characteristics import CombinedDetector
 from rce_art.detectors.layers import LayerFeatures
 
-__all__ = ["LIDDetector", "lid_mle"]
+__all__ = ["LIDDetector", "lid_mle", "prepare_reference"]
 
 
-def lid_mle(queries: Tensor, reference: Tensor, k: int) -> Tensor:
+def prepare_reference(reference: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor, Tensor]:
+    """What [`lid_mle`][] needs of a fixed reference set, computed once: ``(centre (1, D), centred reference (M, D),
+    squared norms (1, M))`` in ``dtype``."""
+    ref = reference.to(dtype)
+    centre = ref.mean(0, keepdim=True)  # centring removes most of the cancellation of |a|^2 - 2 a.b + |b|^2
+    b = ref - centre
+    return centre, b, (b * b).sum(1).unsqueeze(0)
+
+
+def lid_mle(queries: Tensor, reference: Tensor, k: int,
+            prepared: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
     """Maximum-likelihood LID estimate ``LID(x) = -((1/k) sum_{i=1}^k log(r_i(x) / r_k(x)))^{-1}`` (Ma et al., eq. 4).
 
     ``r_i(x)`` is the distance from ``x`` to its ``i``-th nearest reference point; reference points identical to
@@ -30,6 +40,8 @@ def lid_mle(queries: Tensor, reference: Tensor, k: int) -> Tensor:
         queries: ``(N, D)``.
         reference: ``(M, D)`` with ``M > k``.
         k: Neighbours (paper: 20).
+        prepared: ``prepare_reference(reference, queries.dtype)``, when the reference is fixed and scored often (an
+            attack's loop): skips recomputing it per call.
 
     Returns:
         ``(N,)`` LID estimates, differentiable in ``queries``.
@@ -40,10 +52,9 @@ def lid_mle(queries: Tensor, reference: Tensor, k: int) -> Tensor:
     """
     if reference.shape[0] <= k:
         raise ValueError(f"LID with k={k} needs more than k reference points, got {reference.shape[0]}")
-    ref = reference.to(queries.dtype)
-    centre = ref.mean(0, keepdim=True)  # centring removes most of the cancellation of |a|^2 - 2 a.b + |b|^2
-    a, b = queries - centre, ref - centre
-    na, nb = (a * a).sum(1, keepdim=True), (b * b).sum(1).unsqueeze(0)
+    centre, b, nb = prepared if prepared is not None else prepare_reference(reference, queries.dtype)
+    a = queries - centre
+    na = (a * a).sum(1, keepdim=True)
     d2 = torch.addmm(nb, a, b.T, alpha=-2.0) + na
     with torch.no_grad():
         qi, ri = torch.nonzero(d2 <= 1e-4 * (na + nb), as_tuple=True)  # unresolved by the product form
@@ -107,7 +118,18 @@ class LIDDetector(CombinedDetector):
 
     def characteristics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         logits, feats = self._tap(self.view.preprocess(x))
-        return logits, torch.stack([lid_mle(f, r, int(self.k)) for f, r in zip(feats, self.reference_)], dim=1)
+        prepared = self._prepared(feats[0].dtype)
+        return logits, torch.stack([lid_mle(f, r, int(self.k), p) for f, r, p in zip(feats, self.reference_, prepared)],
+                                   dim=1)
+
+    def _prepared(self, dtype: torch.dtype) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The reference sets prepared for [`lid_mle`][] once per fit and dtype (they are fixed once fitted)."""
+        cache = self.__dict__.setdefault("_prepared_cache", {})
+        key = (dtype, id(self.reference_))
+        if key not in cache:
+            cache.clear()
+            cache[key] = [prepare_reference(r, dtype) for r in self.reference_]
+        return cache[key]
 
     def _fit_unsupervised(self, x: np.ndarray, y: np.ndarray, batch_size: int | None) -> None:
         if x.shape[0] <= self.k:
@@ -133,3 +155,4 @@ class LIDDetector(CombinedDetector):
     def _clear_fitted(self) -> None:
         super()._clear_fitted()
         self.__dict__.pop("_tap", None)
+        self.__dict__.pop("_prepared_cache", None)

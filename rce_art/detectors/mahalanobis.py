@@ -106,18 +106,22 @@ class MahalanobisDetector(CombinedDetector):
         return logits, [mahalanobis_score(f, m, p) for f, m, p in zip(feats, self.means_, self.precisions_)]
 
     def characteristics(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        logits, scores = self._layer_scores(x)
-        if self.eps > 0:
-            lo, hi = self.clip_values if self.clip_values is not None else (-np.inf, np.inf)
-            moved = []
-            for i in range(len(self.layers)):
-                with torch.enable_grad():  # the pre-processing needs this gradient even when the caller scores
-                    xg = x.detach().requires_grad_(True)  # under torch.no_grad() (attacks' bookkeeping)
-                    (grad,) = torch.autograd.grad(self._layer_scores(xg)[1][i].sum(), xg)
-                x_hat = (x + self.eps * grad.sign()).clamp(lo, hi)  # sign is a constant (straight-through)
-                moved.append(self._layer_scores(x_hat)[1][i])
-            scores = moved
-        return logits, torch.stack(scores, dim=1).to(logits.dtype)
+        if self.eps <= 0:
+            logits, scores = self._layer_scores(x)
+            return logits, torch.stack(scores, dim=1).to(logits.dtype)
+        # input pre-processing (Lee et al., eq. 4): one forward at x, one backward per layer through it, then every
+        # layer's moved input in one batched forward (rows i*N..(i+1)*N hold layer i's)
+        lo, hi = self.clip_values if self.clip_values is not None else (-np.inf, np.inf)
+        with torch.enable_grad():  # the pre-processing needs these gradients even when the caller scores under no_grad
+            xg = x if x.requires_grad else x.detach().requires_grad_(True)
+            logits, scores = self._layer_scores(xg)
+            grads = [torch.autograd.grad(sc.sum(), xg, retain_graph=True)[0] for sc in scores]
+        if not x.requires_grad:
+            logits = logits.detach()
+        n = x.shape[0]
+        x_hat = torch.cat([(x + self.eps * g.sign()).clamp(lo, hi) for g in grads])  # sign: a constant (straight-through)
+        moved = self._layer_scores(x_hat)[1]
+        return logits, torch.stack([moved[i][i * n : (i + 1) * n] for i in range(len(grads))], dim=1).to(logits.dtype)
 
     def _default_score(self, ch: Tensor) -> Tensor:
         return ch[:, -1]
