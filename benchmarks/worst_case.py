@@ -35,12 +35,11 @@ import torch
 from _timing import best
 
 import rce_art as ra
-from rce_art.adapters import STANDARD_ENSEMBLE, build_adaptive_attack
+from rce_art.adapters import STANDARD_ENSEMBLE, STANDARD_ENSEMBLE_06, build_adaptive_attack
 from rce_art.evaluation import WorstCaseEnsemble, count_network_passes
 from rce_art.metrics import wilson_interval
 
-LEGACY = ("art-apgd-ce", "pgd-selective", "art-apgd-t", "art-square")
-"""0.6's standard ensemble under its 0.7 names."""
+LEGACY = STANDARD_ENSEMBLE_06
 
 
 def setup(shape: tuple[int, ...], n_train: int, seed: int, data_dir: str | None = None):

@@ -34,7 +34,7 @@ import torch
 from compare_detectors import COMBINED, make_detector
 
 import rce_art as ra
-from rce_art.adapters import STANDARD_ENSEMBLE, build_adaptive_attack
+from rce_art.adapters import STANDARD_ENSEMBLE, STANDARD_ENSEMBLE_06, build_adaptive_attack
 from rce_art.evaluation import WorstCaseEnsemble, operating_point_rates
 from rce_art.exceptions import GradientMaskingWarning
 from rce_art.metrics import wilson_interval
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--full", action="store_true", help="every single attack and every 10x run at every eps and "
                         "both operating points, AutoAttack on every model (hours on 2 CPU cores)")
     parser.add_argument("--mc-samples", type=int, default=20, help="MC-dropout passes of BU and KD+BU")
+    parser.add_argument("--compare-06", action="store_true", help="also run 0.6's standard ensemble (ART's APGD-CE, "
+                        "APGD-T and Square per true class: STANDARD_ENSEMBLE_06) at the 5%% point, on the same inputs")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes, one torch thread each (the cells are "
                         "independent; small models use one core each better than two threads of one process)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 continue
             if args.only is not None and f"{objective}:{d}" not in args.only.split(","):
                 continue
-            tag = ("full" if args.full else "quick") + "-v07"  # 0.7: the standard ensemble on rce-art's own attacks
+            tag = ("full" if args.full else "quick") + ("-c06" if args.compare_06 else "") + "-v07"  # 0.7: the standard ensemble on rce-art's own attacks
             key = cache / f"{args.dataset}-{objective}-{d}-{'-'.join(map(str, grid))}-{len(xs)}-{args.seed}-{tag}.json"
             if key.exists():
                 records += json.loads(key.read_text())
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             kw = {"x_clean": x_fit, "x_adv": x_fgsm, "attack": "fgsm"} if d in COMBINED else {}
             det = make_detector(d, clf, args.seed, args.mc_samples).fit(data.x_train, data.y_train,
                                                                          x_calibration=x_cal, **kw)
-            plan = {"singles": singles, "x10": x10, "at50": at50, "autoattack": objective in aa, "all_eps": args.all_eps}
+            plan = {"singles": singles, "x10": x10, "at50": at50, "autoattack": objective in aa, "all_eps": args.all_eps,
+                    "compare_06": args.compare_06}
             cell = _cell(det, xs, ys, grid, plan, objective=objective, detector=d)
             key.write_text(json.dumps(cell, default=float))
             records += cell
@@ -176,6 +179,10 @@ def _cell(det, xs, ys, grid, plan, **labels) -> list[dict]:
         wc = {}
         for fpr in (0.05, 0.5):
             rec, wc[fpr] = _run(std, det, xs, ys, fpr, **labels, eps=eps, attack="worst case (standard)", budget=1)
+            out.append(rec)
+        if plan.get("compare_06"):
+            old = [build_adaptive_attack(a, eps) for a in STANDARD_ENSEMBLE_06]
+            rec, _ = _run(old, det, xs, ys, 0.05, **labels, eps=eps, attack="worst case (0.6 members)", budget=1)
             out.append(rec)
         alone = {}
         if not (head or plan["all_eps"]):

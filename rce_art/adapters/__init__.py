@@ -10,6 +10,7 @@ imports this package (an ``import-linter`` contract in ``pyproject.toml`` enforc
 from rce_art.adapters.adaptive_attacks import (
     ADAPTIVE_ATTACKS,
     STANDARD_ENSEMBLE,
+    STANDARD_ENSEMBLE_06,
     ToolkitMember,
     build_adaptive_attack,
     standard_ensemble,
@@ -25,6 +26,7 @@ __all__ = [
     "BACKENDS",
     "PAPER_ATTACKS",
     "STANDARD_ENSEMBLE",
+    "STANDARD_ENSEMBLE_06",
     "ARTAttack",
     "FoolboxAttack",
     "PaperAttack",

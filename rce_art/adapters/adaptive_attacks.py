@@ -32,7 +32,7 @@ from rce_art.evaluation.members import (
 )
 from rce_art.settings import WORST_CASE
 
-__all__ = ["ADAPTIVE_ATTACKS", "REGISTRY", "RENAMED_ATTACKS", "STANDARD_ENSEMBLE", "AdaptiveAttackSpec", "ToolkitMember", "build_adaptive_attack",
+__all__ = ["ADAPTIVE_ATTACKS", "REGISTRY", "RENAMED_ATTACKS", "STANDARD_ENSEMBLE", "STANDARD_ENSEMBLE_06", "AdaptiveAttackSpec", "ToolkitMember", "build_adaptive_attack",
            "standard_ensemble"]
 
 
@@ -266,6 +266,11 @@ STANDARD_ENSEMBLE: tuple[str, ...] = ("apgd-ce", "pgd-selective", "apgd-t", "squ
 DetectorPGD, APGD-T (targeted DLR over the top 3 classes), then the score-based Square as the gradient-free
 cross-check. Every iteration of every member is one batched forward and at most one input-only backward over the
 inputs still unbroken."""
+
+
+STANDARD_ENSEMBLE_06: tuple[str, ...] = ("art-apgd-ce", "pgd-selective", "art-apgd-t", "art-square")
+"""0.5's and 0.6's standard ensemble (ART's APGD-CE, APGD-T and Square, per true class) under its 0.7 names: the
+cross-check the strength study and ``benchmarks/worst_case.py`` run beside [`STANDARD_ENSEMBLE`][]."""
 
 
 def build_adaptive_attack(name: str, eps: float, norm: str = "linf", budget: float = 1.0, seed: int = 0,

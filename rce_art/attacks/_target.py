@@ -1,7 +1,7 @@
 """What rce-art's batch attacks (APGD, Square) attack: a classifier + detector system, or a plain classifier (private).
 
 Both reduce to one function ``logits(x, labels) -> (N, L)`` whose ``argmax != labels`` is the attack's success:
-the system folded per row ([`fold_rows`][rce_art.attacks.detector_class.fold_rows]), or the classifier's logits.
+the system folded per row ([`fold_rows`][rce_art.attacks.fold_rows]), or the classifier's logits.
 """
 
 from __future__ import annotations

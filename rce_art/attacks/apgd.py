@@ -5,7 +5,7 @@ ICML 2020: Algorithm 1 (step size halved at checkpoints when the loss oscillates
 loss (eq. 5) and its targeted form (eq. 6). Written from the paper; AutoAttack's code was read for the checkpoint
 schedule and the random start.
 
-On a classifier + detector system the logits are folded per row ([`fold_rows`][rce_art.attacks.detector_class.fold_rows]),
+On a classifier + detector system the logits are folded per row ([`fold_rows`][rce_art.attacks.fold_rows]),
 so one call attacks a batch of mixed classes and "success" is misclassified AND not flagged. Inputs leave the batch
 as they break: every iteration is one batched forward and one backward over the inputs still unbroken, weights
 untouched (only the input gradient is computed), no numpy in the loop.
