@@ -26,7 +26,6 @@ score (``logits_and_score``). Targets: wrapper <= 1.1x; each of 0.7's members wi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 import warnings
 
@@ -90,30 +89,12 @@ def floor_seconds(calls: list[tuple[int, bool]], costs: dict[bool, tuple[np.ndar
     return float(sum(np.interp(r, *costs[g]) for r, g in calls))
 
 
-@contextlib.contextmanager
-def record_calls(model: torch.nn.Module):
-    """Rows of every forward call through the model's first parameterised layer, and whether a backward followed."""
-    calls: list[list] = []
-    first = next(m for m in model.modules() if next(m.parameters(recurse=False), None) is not None)
-
-    def hook(module, args, out):
-        entry = [int(out.shape[0]), False]
-        calls.append(entry)
-        if out.requires_grad:
-            out.register_hook(lambda g, entry=entry: entry.__setitem__(1, True))
-
-    handle = first.register_forward_hook(hook)
-    try:
-        yield calls
-    finally:
-        handle.remove()
-
-
 def measure(attacks, det, x, y, costs, repeats: int = 1) -> dict:
     """Broken inputs, counts and floor of one run; the wall time is the best of ``repeats`` identical runs."""
     walls = []
     for _ in range(repeats):
-        with count_network_passes(det.model) as c, record_calls(det.model) as calls:
+        calls: list[list] = []
+        with count_network_passes(det.model, calls) as c:
             t = time.perf_counter()
             r = WorstCaseEnsemble(attacks, batch_size=len(x)).run(det, x, y, fpr=0.05)
             walls.append(time.perf_counter() - t)

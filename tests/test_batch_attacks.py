@@ -81,9 +81,11 @@ def test_one_forward_and_one_input_only_backward_per_iteration(kd, batch):
     weights = [p for p in kd.model.parameters()]
     for p in weights:
         p.grad = None
-    with count_network_passes(kd.model) as c:
+    calls = []
+    with count_network_passes(kd.model, calls) as c:
         r = APGD(EPS, loss="ce", steps=12).run(system, x, y)
     assert c["forward_calls"] == c["backward_calls"] <= 13  # the start + 12 iterations (fewer once all break)
+    assert len(calls) == c["forward_calls"] and all(b for _, b in calls) and sum(r for r, _ in calls) == c["forward"]
     assert c["backward"] == c["forward"] <= 13 * len(x)
     assert c["forward"] < 13 * len(x) or not r.success.any()  # broken inputs leave the batch
     assert all(p.grad is None for p in weights)  # weights untouched

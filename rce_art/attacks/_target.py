@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from rce_art._validation import check_labels
 from rce_art.attacks.detector_class import DetectorAsClass
 
-__all__ = ["AttackTarget", "attack_target"]
+__all__ = ["AttackTarget", "attack_target", "batch_tensors"]
 
 
 @dataclass
@@ -69,6 +70,17 @@ def attack_target(target: object, clip_values: tuple[float, float] | None = None
     if system.fold_into is not None:
         return AttackTarget(lambda x, y: system(x), clip, system.device, system, system.nb_classes)
     return AttackTarget(system.folded_logits, clip, system.device, system, system.nb_classes)
+
+
+def batch_tensors(t: AttackTarget, x: object, y: object) -> tuple[Tensor, Tensor]:
+    """``x`` as float32 and ``y`` as checked labels, both on the target's device.
+
+    Raises:
+        ValueError: On labels of the wrong length or outside the target's classes.
+    """
+    xt = torch.as_tensor(x, dtype=torch.float32).to(t.device)
+    n_classes = t.nb_classes or int(torch.as_tensor(y).max()) + 1  # a plain module of unknown width
+    return xt, torch.as_tensor(check_labels(y, xt.shape[0], n_classes)).to(t.device)
 
 
 def _out_features(module: nn.Module) -> int:

@@ -21,8 +21,8 @@ from torch import Tensor
 
 from rce_art._signature import SignatureParams
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_integer, check_labels, check_positive, check_real
-from rce_art.attacks._target import AttackTarget, attack_target
+from rce_art._validation import check_integer, check_positive, check_real
+from rce_art.attacks._target import AttackTarget, attack_target, batch_tensors
 from rce_art.attacks.detector_pgd import project
 
 __all__ = ["APGD", "BatchAttackResult", "dlr_loss", "targeted_dlr_loss"]
@@ -145,13 +145,12 @@ class APGD(SignatureParams):
             ValueError: On bad labels, or APGD-T with fewer than 4 classes.
         """
         t = attack_target(target, clip_values)
-        x = torch.as_tensor(x, dtype=torch.float32).to(t.device)
-        y = torch.as_tensor(check_labels(y, x.shape[0], t.nb_classes or int(torch.as_tensor(y).max()) + 1)).to(t.device)
+        x, y = batch_tensors(t, x, y)
         gen = torch.Generator().manual_seed(self.seed)
-        out, success = x.clone(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         with eval_mode(t.module):
             if self.loss != "dlr-targeted":
                 return BatchAttackResult(*self._single(t, x, y, None, gen))
+            out, success = x.clone(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
             with torch.no_grad():
                 ranked = t.logits(x, y).argsort(1, descending=True)
             n_classes = ranked.shape[1]

@@ -224,13 +224,13 @@ class DetectorPGD(SignatureParams):
                 on_detector = m.detach() < -self.margin
             if self.mode == "combined":
                 g1, g2 = _two_grads(m - self.detector_weight * score, None, xr)
-            elif self.mode == "selective":
+            elif self.mode == "selective":  # each row's own objective: one backward, both outputs hold it
                 g1, _ = _two_grads(torch.where(on_detector, -score, m), None, xr)
                 g2 = g1
             else:
                 g1, g2 = _two_grads(m, -score, xr)
             gm += g1 / self.eot_samples
-            gd = gm if self.mode == "selective" else gd + g2 / self.eot_samples
+            gd += g2 / self.eot_samples
             if first is None:
                 first = (m.detach(), score.detach(), logits.detach())
         assert first is not None

@@ -21,8 +21,8 @@ from torch import Tensor
 
 from rce_art._signature import SignatureParams
 from rce_art._tensors import eval_mode
-from rce_art._validation import check_integer, check_labels, check_positive, check_real
-from rce_art.attacks._target import AttackTarget, attack_target
+from rce_art._validation import check_integer, check_positive, check_real
+from rce_art.attacks._target import AttackTarget, attack_target, batch_tensors
 from rce_art.attacks.apgd import BatchAttackResult
 from rce_art.attacks.detector_pgd import classifier_margin
 
@@ -88,10 +88,9 @@ class Square(SignatureParams):
             ValueError: On inputs that are not images ``(N, C, H, W)`` or bad labels.
         """
         t = attack_target(target, clip_values)
-        x = torch.as_tensor(x, dtype=torch.float32).to(t.device)
+        x, y = batch_tensors(t, x, y)
         if x.ndim != 4:
             raise ValueError(f"Square needs images (N, C, H, W), got inputs of shape {tuple(x.shape)}")
-        y = torch.as_tensor(check_labels(y, x.shape[0], t.nb_classes or int(torch.as_tensor(y).max()) + 1)).to(t.device)
         gen = torch.Generator().manual_seed(self.seed)
         n, c, h, w = x.shape
         lo, hi = t.clip
@@ -137,8 +136,8 @@ class Square(SignatureParams):
         n, c, h, w = x.shape
         top = torch.randint(0, h - side + 1, (n,), generator=gen).to(x.device)
         left = torch.randint(0, w - side + 1, (n,), generator=gen).to(x.device)
-        rows = (torch.arange(h, device=x.device)[None] - top[:, None]).clamp_min(-1)
-        cols = (torch.arange(w, device=x.device)[None] - left[:, None]).clamp_min(-1)
+        rows = torch.arange(h, device=x.device)[None] - top[:, None]
+        cols = torch.arange(w, device=x.device)[None] - left[:, None]
         inside = ((rows >= 0) & (rows < side))[:, :, None] & ((cols >= 0) & (cols < side))[:, None, :]
         inside = inside[:, None]
         signs = self._signs((n, c, 1, 1), gen, x.device)

@@ -87,13 +87,18 @@ class WorstCaseResult:
 
 
 @contextlib.contextmanager
-def count_network_passes(model: nn.Module) -> Iterator[dict[str, int]]:
+def count_network_passes(model: nn.Module, calls: list[list[Any]] | None = None) -> Iterator[dict[str, int]]:
     """Count rows passed forward and backward through ``model``'s first parameterised layer, within the block.
 
     The first layer (in registration order) with parameters runs once per network evaluation of an input however
     the model is called (``forward`` or ``logits_and_features``); a backward pass through it is one gradient
     evaluation. Detectors that run the network several times per score (MC dropout) count each run. The hooks are
     removed on exit.
+
+    Args:
+        model: The network.
+        calls: If given, one ``[rows, backward]`` entry is appended per forward call (``backward`` turns true when a
+            gradient flows back through that call), e.g. to price each call (``benchmarks/worst_case.py``).
 
     Yields:
         ``{"forward": rows, "backward": rows, "forward_calls": calls, "backward_calls": calls}``, updated in place
@@ -107,14 +112,18 @@ def count_network_passes(model: nn.Module) -> Iterator[dict[str, int]]:
 
     def on_forward(module: nn.Module, args: Any, out: Any) -> None:
         if isinstance(out, Tensor):
-            counts["forward"] += int(out.shape[0]) if out.ndim else 1
+            entry = [int(out.shape[0]) if out.ndim else 1, False]
+            counts["forward"] += entry[0]
             counts["forward_calls"] += 1
+            if calls is not None:
+                calls.append(entry)
             if out.requires_grad:
-                out.register_hook(lambda g: _backward(int(g.shape[0])))
+                out.register_hook(lambda g: _backward(int(g.shape[0]), entry))
 
-    def _backward(rows: int) -> None:
+    def _backward(rows: int, entry: list[Any]) -> None:
         counts["backward"] += rows
         counts["backward_calls"] += 1
+        entry[1] = True
 
     handle = first.register_forward_hook(on_forward)
     try:

@@ -110,7 +110,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rce_art.evaluation.store import atomic_write
+    from rce_art._files import atomic_write
     from rce_art.report.model import EvaluationReport
     from rce_art.report.render import render_html
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from rce_art._files import atomic_write
 from rce_art.detectors.calibration import is_flagged
 from rce_art.evaluation.rates import operating_point_rates
-from rce_art.evaluation.store import CorruptResultError, atomic_write
+from rce_art.evaluation.store import CorruptResultError
 from rce_art.metrics import rate_with_interval as _rate
 from rce_art.report.diagnostics import check_rows
 from rce_art.report.units import UnitKey
