@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from rce_art import distributed
 from rce_art._validation import check_inputs, check_labels, is_data_source, materialise
-from rce_art.adapters.adaptive_attacks import ADAPTIVE_ATTACKS, STANDARD_ENSEMBLE, build_adaptive_attack
+from rce_art.adapters.adaptive_attacks import ADAPTIVE_ATTACKS, REGISTRY, STANDARD_ENSEMBLE, build_adaptive_attack
 from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.persistence import model_fingerprint
 from rce_art.evaluation.store import ResultStore, digest_arrays, package_versions
@@ -105,6 +105,7 @@ def _identity(v: dict[str, Any], classifier: Any, norm: str, budget: str, diagno
     view = v["view"]
     named = v["x_fit"] is not None
     return {"store_format": STORE_FORMAT, "eps": v["eps"], "norm": norm, "attacks": v["names"],
+            "attack_providers": {n: REGISTRY[n].toolkit for n in v["names"]},  # 0.7: apgd-ce etc. changed provider
             "fprs": list(v["fprs"]), "curve_fprs": list(v["curve"]), "budget": budget, "batch_size": v["batch_size"],
             "seed": v["seed"], "diagnostics": bool(diagnostics), "n": len(v["x"]),
             "data": digest_arrays(v["x"], v["y"], v["x_cal"]),
