@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -85,6 +85,10 @@ class KernelBank:
         labels: Class of each row of ``centred`` ``(M,)``.
         sq_norms: ``||centred_i||^2`` ``(M,)``.
         log_counts: ``log M_c`` per class ``(C,)``.
+        columns: Per class, the rows of ``centred`` that belong to it, padded to the largest class ``(C, max M_c)``
+            (derived when not given).
+        padding: Where ``columns`` is padding ``(C, max M_c)`` bool (derived when not given).
+        has_padding: Whether any class is padded (computed once, so scoring never waits on the device for it).
     """
 
     kernels: tuple[Tensor, ...]
@@ -93,6 +97,22 @@ class KernelBank:
     labels: Tensor
     sq_norms: Tensor
     log_counts: Tensor
+    columns: Tensor = None  # type: ignore[assignment]
+    padding: Tensor = None  # type: ignore[assignment]
+    has_padding: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.columns is None or self.padding is None:
+            counts = [int(k.shape[0]) for k in self.kernels]
+            width = max(counts, default=0)
+            slot = torch.arange(width, device=self.centred.device)
+            starts = torch.tensor([0, *counts[:-1]], device=self.centred.device).cumsum(0)
+            sizes = torch.tensor(counts, device=self.centred.device)
+            padding = slot[None] >= sizes[:, None]
+            columns = torch.where(padding, torch.zeros((), dtype=torch.long, device=slot.device), starts[:, None] + slot)
+            object.__setattr__(self, "columns", columns)
+            object.__setattr__(self, "padding", padding)
+        object.__setattr__(self, "has_padding", bool(self.padding.any()))
 
     @classmethod
     def from_kernels(cls, kernels: Sequence[Tensor]) -> KernelBank:
@@ -111,9 +131,9 @@ _MASKED_LIMIT = 1 << 22
 def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor] | KernelBank, sigma: float) -> Tensor:
     """Log K-density of each query under the kernel of its own class (paper Section 3.3).
 
-    Small problems use one matrix product against all kernel points with the other classes
-    masked out of the log-sum-exp (one kernel launch, fast inside attack loops); large ones
-    loop over the classes present ([`log_kdensity`][]). Both centre each query and each kernel
+    Small problems use one matrix product against all kernel points, then gather each query's own class
+    (padded to the largest class) into the log-sum-exp (a few kernel launches, fast inside attack loops);
+    large ones loop over the classes present ([`log_kdensity`][]). Both centre each query and each kernel
     point on the mean of the query's class, so both are exact in the same sense.
 
     Args:
@@ -131,10 +151,12 @@ def class_log_kdensity(z: Tensor, classes: Tensor, kernels: Sequence[Tensor] | K
         bank = bank or KernelBank.from_kernels(kernels)
         inv = 1.0 / sigma**2
         a = z - bank.centres[classes]
-        # entries of other classes mix two centres and are meaningless: they are masked out below
+        # entries of other classes mix two centres and are meaningless: only each query's own class is gathered
         cross = torch.addmm(bank.sq_norms.unsqueeze(0), a, bank.centred.T, beta=-inv, alpha=2.0 * inv)
-        cross = cross.masked_fill(bank.labels.unsqueeze(0) != classes.unsqueeze(1), float("-inf"))
-        return torch.logsumexp(cross, dim=1) - inv * (a * a).sum(1) - bank.log_counts[classes]
+        own = cross.gather(1, bank.columns[classes])
+        if bank.has_padding:
+            own = own.masked_fill(bank.padding[classes], float("-inf"))
+        return torch.logsumexp(own, dim=1) - inv * (a * a).sum(1) - bank.log_counts[classes]
     per_class = bank.kernels if bank is not None else kernels
     out = z.new_empty(z.shape[0])
     for c in torch.unique(classes).tolist():
