@@ -220,3 +220,16 @@ def test_attack_and_sanity_run_in_eval_mode_and_restore_it(digits, setup):
         model.eval()
     assert all(torch.equal(s, m.running_mean) for s, m in zip(stats, bn))  # BatchNorm statistics untouched
     torch.testing.assert_close(r.x_adv, ref.x_adv)  # same result as in eval mode
+
+
+def test_attack_and_sanity_checks_leave_the_weights_without_gradients(digits, setup):
+    """0.6 ran C&W-wb's backward through the weights every step (and left .grad on them), as did both sanity checks."""
+    det, x, y, targets = setup
+    weights = list(det.model.parameters())
+    for p in weights:
+        p.grad = None
+    attack = CarliniWagnerWB(max_iter=5, binary_search_steps=1, phase1_search_steps=1, targeted=True)
+    attack.run(det, x[:4], targets[:4])
+    ra.evaluation.cw_wb_sanity(attack, det, x[:2], targets[:2], targeted=True, budgets=(2,), unbounded_iter=2)
+    ra.evaluation.detector_pgd_sanity(ra.DetectorPGD(0.1, steps=2), det, x[:2], y[:2], budgets=(1,), unbounded_steps=1)
+    assert all(p.grad is None for p in weights)

@@ -325,8 +325,8 @@ class CarliniWagnerWB(SignatureParams):
                 f2 = f2_of(logits, feats) if f2_of is not None else None
                 if f2 is not None:
                     loss_i = loss_i + const * f2
-                opt.zero_grad(set_to_none=True)
-                loss_i.sum().backward()
+                # the gradient of w only: no weight gradients computed, none left on the model's parameters
+                w.grad = torch.autograd.grad(loss_i.sum(), w)[0]
                 opt.step()
                 with torch.no_grad():
                     goal = self._goal_met(logits.detach(), labels, targeted)

@@ -67,8 +67,9 @@ def cw_wb_sanity(
     with eval_mode(detector.model):
         logits, feats = detector.logits_and_features(xg)
         cls = labels if targeted else logits.argmax(1)
-        class_log_kdensity(feats, cls, attack.attacker_kernels(detector), detector.bandwidth_).sum().backward()
-    return _report(budgets, rates, float(unbounded), xg.grad)
+        term = class_log_kdensity(feats, cls, attack.attacker_kernels(detector), detector.bandwidth_).sum()
+        grad = torch.autograd.grad(term, xg)[0]  # the input's gradient only: the model's parameters keep no .grad
+    return _report(budgets, rates, float(unbounded), grad)
 
 
 def detector_pgd_sanity(
@@ -111,8 +112,8 @@ def detector_pgd_sanity(
     unbounded = wide.run(detector, x, labels).misclassified.float().mean()
     xg = x.clone().requires_grad_(True)
     with eval_mode(detector.model):
-        detector.logits_and_score(xg)[1].sum().backward()
-    return {**_report(budgets, rates, float(unbounded), xg.grad), "outcomes": outcomes}
+        grad = torch.autograd.grad(detector.logits_and_score(xg)[1].sum(), xg)[0]  # no .grad left on the model
+    return {**_report(budgets, rates, float(unbounded), grad), "outcomes": outcomes}
 
 
 def _report(budgets: Sequence[int], rates: list[float], unbounded: float, grad: Tensor) -> dict[str, Any]:
