@@ -159,15 +159,14 @@ class APGDMember(EnsembleAttack):
 
 @dataclass
 class SquareMember(EnsembleAttack):
-    """rce-art's L-inf [`Square`][rce_art.attacks.Square] on the system folded per row; ``steps(500)`` queries per
-    input, one forward of the candidates each, inputs leaving the batch as they break. Images ``(C, H, W)`` only."""
+    """rce-art's [`Square`][rce_art.attacks.Square] (L-inf or L2) on the system folded per row; ``steps(500)`` queries
+    per input, one forward of the candidates each, inputs leaving the batch as they break. Images ``(C, H, W)``
+    only."""
 
     kind: ClassVar[str] = "score"
 
     def __post_init__(self) -> None:
-        if self.norm != "linf":
-            raise ValueError("rce-art's Square is the L-inf attack; for L2 use 'art-square'")
-        _checked_options(Square, self.options, {"eps", "queries", "seed"}, self.name)
+        _checked_options(Square, self.options, {"eps", "queries", "seed", "norm"}, self.name)
 
     def check_input_shape(self, input_shape: tuple[int, ...] | None) -> None:
         if input_shape is not None and len(input_shape) != 3:
@@ -177,5 +176,6 @@ class SquareMember(EnsembleAttack):
 
     def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
         self.check_input_shape(tuple(x.shape[1:]))
-        attack = Square(self.eps, queries=self.steps(WORST_CASE.square_queries), seed=self.seed, **self.options)
+        attack = Square(self.eps, queries=self.steps(WORST_CASE.square_queries), seed=self.seed, norm=self.norm,
+                        **self.options)
         return attack.run(system, x, y).x_adv
