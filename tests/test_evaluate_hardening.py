@@ -1,6 +1,7 @@
 """Issue 27, items 4-5: the results folder keys on everything the numbers depend on (no silent reuse, no silent
 mixing), and hostile or odd inputs get one clear line with nothing written. Each test failed on 0.5."""
 
+import dataclasses
 import importlib
 import json
 import os
@@ -64,6 +65,12 @@ def test_a_rerun_that_changes_what_the_numbers_depend_on_is_refused(setup, tmp_p
     with pytest.raises(ValueError, match="another evaluation.*versions.torch"):
         _run(net, data, tmp_path)
     monkeypatch.setattr(ev, "package_versions", orig)
+    # the same attack name from another provider (0.7: apgd-ce, apgd-t, square moved from ART to rce-art's own)
+    spec = ev.REGISTRY["pgd-selective"]
+    monkeypatch.setitem(ev.REGISTRY, "pgd-selective", dataclasses.replace(spec, toolkit="art"))
+    with pytest.raises(ValueError, match="another evaluation.*attack_providers"):
+        _run(net, data, tmp_path)
+    monkeypatch.setitem(ev.REGISTRY, "pgd-selective", spec)
     _run(net, data, tmp_path)  # the same evaluation resumes
 
 
