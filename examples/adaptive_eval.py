@@ -10,7 +10,7 @@ all-inputs SR@5 (secondary), the AUC of clean vs attacked scores, and C&W-wb's s
 detectors are fitted on FGSM examples of a disjoint split (set I).
 The eps grid is in pixel units of the [-0.5, 0.5] range (= [0, 1] units); the headline eps is 0.1.
 
-    python examples/adaptive_eval.py                      # digits, about 15 minutes on 2 CPU cores
+    python examples/adaptive_eval.py                      # digits, about 9-10 minutes on 2 CPU cores
     python examples/adaptive_eval.py --dataset fashion-mnist --data-dir D --n-examples 500 --eps-grid 0.1
 """
 
