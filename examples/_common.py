@@ -17,10 +17,10 @@ import torch
 import rce_art as ra
 from rce_art.settings import PAPER_STEPS, SGD, cw_wb_settings
 
-DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+DATASETS = ("digits", "mnist-5k", "fashion-mnist", "mnist", "cifar10")
 MODELS = ("small", "resnet32", "resnet56")
 #: Default L-inf budget (pixels in [-0.5, 0.5]) per dataset; 8x8 digits need a larger one.
-DEFAULT_EPS = {"digits": 0.2, "fashion-mnist": 0.1, "mnist": 0.1, "cifar10": 0.03}
+DEFAULT_EPS = {"digits": 0.2, "mnist-5k": 0.1, "fashion-mnist": 0.1, "mnist": 0.1, "cifar10": 0.03}
 
 
 #: Training variants by name: trainer class and its extra arguments.
@@ -149,7 +149,7 @@ def default_epochs(args: argparse.Namespace, n_train: int) -> int:
         return args.epochs
     if args.paper:
         return max(1, round(PAPER_STEPS[args.dataset] * SGD["batch_size"] / n_train))
-    quick = {"digits": 20, "fashion-mnist": 3, "mnist": 3, "cifar10": 10}[args.dataset]
+    quick = {"digits": 20, "mnist-5k": 20, "fashion-mnist": 3, "mnist": 3, "cifar10": 10}[args.dataset]
     return quick if args.model == "small" else max(quick, 5)
 
 

