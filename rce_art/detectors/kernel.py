@@ -86,9 +86,9 @@ class KernelBank:
         sq_norms: ``||centred_i||^2`` ``(M,)``.
         log_counts: ``log M_c`` per class ``(C,)``.
         columns: Per class, the rows of ``centred`` that belong to it, padded to the largest class ``(C, max M_c)``
-            (derived when not given).
-        padding: Where ``columns`` is padding ``(C, max M_c)`` bool (derived when not given).
-        has_padding: Whether any class is padded (computed once, so scoring never waits on the device for it).
+            (derived from ``kernels``).
+        padding: Where ``columns`` is padding ``(C, max M_c)`` bool (derived).
+        has_padding: Whether any class is padded (derived once, so scoring never waits on the device for it).
     """
 
     kernels: tuple[Tensor, ...]
@@ -97,22 +97,19 @@ class KernelBank:
     labels: Tensor
     sq_norms: Tensor
     log_counts: Tensor
-    columns: Tensor = None  # type: ignore[assignment]
-    padding: Tensor = None  # type: ignore[assignment]
+    columns: Tensor = field(init=False, repr=False, compare=False)
+    padding: Tensor = field(init=False, repr=False, compare=False)
     has_padding: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.columns is None or self.padding is None:
-            counts = [int(k.shape[0]) for k in self.kernels]
-            width = max(counts, default=0)
-            slot = torch.arange(width, device=self.centred.device)
-            starts = torch.tensor([0, *counts[:-1]], device=self.centred.device).cumsum(0)
-            sizes = torch.tensor(counts, device=self.centred.device)
-            padding = slot[None] >= sizes[:, None]
-            columns = torch.where(padding, torch.zeros((), dtype=torch.long, device=slot.device), starts[:, None] + slot)
-            object.__setattr__(self, "columns", columns)
-            object.__setattr__(self, "padding", padding)
-        object.__setattr__(self, "has_padding", bool(self.padding.any()))
+        counts = [int(k.shape[0]) for k in self.kernels]
+        dev = self.centred.device
+        slot = torch.arange(max(counts, default=0), device=dev)
+        starts = torch.tensor([0, *counts[:-1]], device=dev).cumsum(0)
+        padding = slot[None] >= torch.tensor(counts, device=dev)[:, None]
+        object.__setattr__(self, "columns", torch.where(padding, 0, starts[:, None] + slot))
+        object.__setattr__(self, "padding", padding)
+        object.__setattr__(self, "has_padding", bool(padding.any()))
 
     @classmethod
     def from_kernels(cls, kernels: Sequence[Tensor]) -> KernelBank:
