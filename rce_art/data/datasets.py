@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,12 @@ def _scale(x01: np.ndarray, pixel_range: str) -> np.ndarray:
     return (x01 * (hi - lo) + lo).astype(np.float32)
 
 
-def _load_digits(seed: int, test_size: float) -> tuple[np.ndarray, ...]:
+def _digits_images() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 8x8 digits in [0, 1] ``(N, 1, 8, 8)`` and labels."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]
-    return tuple(train_test_split(x, d.target.astype(np.int64), test_size=test_size, random_state=seed, stratify=d.target))
-
-
-MNIST_5K_TEST_SIZE = 0.2
-"""Test fraction of ``mnist-5k``'s stratified split (1,000 of the 5,000 images, 100 per class)."""
+    return (d.images / 16.0).astype(np.float32)[:, None], d.target.astype(np.int64)
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,12 +96,10 @@ def _mnist_5k_images() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _load_mnist_5k(seed: int, test_size: float) -> tuple[np.ndarray, ...]:
-    """The 5,000 images (500 per class), split stratified and seeded."""
-    from sklearn.model_selection import train_test_split
-
-    x, y = _mnist_5k_images()
-    return tuple(train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y))
+_EMBEDDED: dict[str, tuple[Callable[[], tuple[np.ndarray, np.ndarray]], float]] = {
+    "digits": (_digits_images, 0.3), "mnist-5k": (_mnist_5k_images, 0.2)}
+"""Datasets without files (images in [0, 1], labels) and their default test fraction: split here, stratified and
+seeded (mnist-5k: 1,000 of the 5,000 images, 100 per class)."""
 
 
 def _find(name: str, files: tuple[str, ...], data_dir: str | os.PathLike | None, gz: bool) -> list[Path]:
@@ -178,11 +172,13 @@ def load_dataset(
     clip = PIXEL_RANGES[pixel_range]
     if test_size is not None and not 0.0 < float(test_size) < 1.0:
         raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
-    if name in ("digits", "mnist-5k"):
-        if name == "digits":
-            xtr, xte, ytr, yte = _load_digits(seed, 0.3 if test_size is None else test_size)
-        else:
-            xtr, xte, ytr, yte = _load_mnist_5k(seed, MNIST_5K_TEST_SIZE if test_size is None else test_size)
+    if name in _EMBEDDED:
+        from sklearn.model_selection import train_test_split
+
+        images, default_test_size = _EMBEDDED[name]
+        x, y = images()
+        xtr, xte, ytr, yte = train_test_split(x, y, test_size=default_test_size if test_size is None else test_size,
+                                              random_state=seed, stratify=y)
         return DatasetSplits(name, _scale(xtr, pixel_range), ytr, _scale(xte, pixel_range), yte, clip)
     if download:
         if data_dir is None:
