@@ -11,7 +11,7 @@ from typing import Any
 
 from rce_art import distributed
 from rce_art._deprecation import install_renamed_package, moved_attribute
-from rce_art.adapters import build_attack
+from rce_art.adapters import OODDetector, build_attack
 from rce_art.attacks import (
     CarliniWagnerWB,
     CarliniWagnerWBART,
@@ -78,6 +78,7 @@ __all__ = [
     "LIDDetector",
     "MahalanobisDetector",
     "NonMEDetector",
+    "OODDetector",
     "NotFittedError",
     "ObjectiveTrainer",
     "PDMTrainer",

@@ -4,6 +4,7 @@ A new component joins by being exported from ``rce_art``: ``test_every_export_is
 it has a factory below.
 """
 
+import importlib.util
 import inspect
 import warnings
 
@@ -41,6 +42,20 @@ DETECTORS = {
     "NonMEDetector": (lambda clf: ra.NonMEDetector(clf), False),
     "ERDetector": (lambda clf: ra.ERDetector(clf, code="combined", n_per_class=40, seed=0), False),
 }
+
+
+def _ood(alias):
+    """The pytorch-ood bridge on one of pytorch-ood's detectors (built as ``evaluate`` builds ``"ood:<alias>"``)."""
+    def make(clf):
+        from rce_art.adapters import build_ood_detector
+
+        return build_ood_detector(f"ood:{alias}", clf, ra.load_dataset("digits").x_train)
+    return make
+
+
+if importlib.util.find_spec("pytorch_ood") is not None:  # the extra `rce-art[ood]` (installed by .ci/run)
+    DETECTORS["OODDetector"] = (_ood("energy"), False)
+    DETECTORS.update({f"OODDetector:{a}": (_ood(a), False) for a in ("msp", "maxlogit", "mahalanobis", "vim", "knn")})
 #: detectors that read a particular kind of model: name -> fixture giving their classifier
 NEEDS_MODEL = {"ERDetector": "er_clf"}
 
@@ -116,11 +131,14 @@ def test_detector_bad_inputs_give_clear_errors(fitted, digits):
     with pytest.raises(TypeError, match="unexpected keyword"):
         fitted.detect(x, foo=1)
     with pytest.raises(ra.NotFittedError):
-        type(fitted)(fitted.classifier).detect(x)
+        type(fitted)(**fitted.get_params()).detect(x)
 
 
 def _params(det):
-    return {k: v for k, v in det.get_params().items() if k != "classifier"}
+    """The parameters but the classifier; a wrapped pytorch-ood detector by its class and constructor parameters."""
+    from rce_art.adapters.ood import describe
+
+    return {k: describe(v) if k == "detector" else v for k, v in det.get_params().items() if k != "classifier"}
 
 
 def test_detector_save_load_is_bit_exact(fitted, digits, tmp_path):

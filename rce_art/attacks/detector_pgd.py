@@ -265,7 +265,7 @@ class DetectorPGD(SignatureParams):
                     ok = m < 0
                     key = -m if score is None else score  # oblivious: chosen by the classifier alone
                     better = ok & (key > best_key)
-                    best[better], best_key[better] = xa[better], key[better]
+                    best[better], best_key[better] = xa[better], key[better].to(best_key.dtype)
                     found |= ok
                     if step == self.steps:
                         break

@@ -91,7 +91,7 @@ def package_versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for name in ("rce-art", "torch", "adversarial-robustness-toolbox", "numpy", "scipy", "scikit-learn", "foolbox",
-                 "torchattacks"):
+                 "torchattacks", "pytorch-ood"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

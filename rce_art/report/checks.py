@@ -47,8 +47,12 @@ def check_label(label: Any) -> str:
     return label
 
 
-def detector_items(detectors: Any, names: Sequence[str], detector_class: type) -> list[tuple[str, Any]]:
+def detector_items(detectors: Any, names: Sequence[str], detector_class: type, prefixes: Sequence[str] = ()
+                   ) -> list[tuple[str, Any]]:
     """``(label, detector or name)`` pairs, labels checked and distinct (also ignoring case: they name files).
+
+    A name is one of ``names`` or begins with one of ``prefixes`` (``"ood:energy"``); its label is the name with ``:``
+    replaced by ``-`` (``"ood-energy"``).
 
     Raises:
         ValueError: On no detector, a bad or repeated label, an unknown name.
@@ -57,13 +61,14 @@ def detector_items(detectors: Any, names: Sequence[str], detector_class: type) -
     if isinstance(detectors, (str, detector_class)):
         detectors = [detectors]
     items = list(detectors.items()) if isinstance(detectors, Mapping) else [
-        (d if isinstance(d, str) else type(d).__name__, d) for d in detectors]
+        (d.replace(":", "-") if isinstance(d, str) else type(d).__name__, d) for d in detectors]
     if not items:
         raise ValueError(f"pass at least one detector (a fitted detector or a name among {tuple(names)})")
     for label, d in items:
         check_label(label)
-        if isinstance(d, str) and d not in names:
-            raise ValueError(f"unknown detector name {d!r}; choose from {tuple(names)}")
+        if isinstance(d, str) and d not in names and not d.startswith(tuple(prefixes)):
+            raise ValueError(f"unknown detector name {d!r}; choose from {tuple(names)}"
+                             + "".join(f" or {p}<name>" for p in prefixes))
         if not isinstance(d, (str, detector_class)):
             raise TypeError(f"detector {label!r} must be a fitted rce-art detector or a name, got {type(d).__name__}")
     lower = [k.lower() for k, _ in items]

@@ -28,7 +28,7 @@ from rce_art.models.estimator import resolve_model
 from rce_art.report.checks import check_fprs, check_integer, check_real, detector_items
 from rce_art.report.identity import detector_digest, json_sha256, prediction_probe, preprocessing_spec
 from rce_art.report.model import EvaluationReport, build_report
-from rce_art.report.named import DETECTOR_NAMES, fit_named_detector, save_atomically
+from rce_art.report.named import DETECTOR_NAMES, OOD_PREFIX, fit_named_detector, save_atomically
 from rce_art.report.units import BUDGETS, plan_units, run_unit
 from rce_art.settings import WORST_CASE
 
@@ -74,7 +74,7 @@ def _validated(classifier: Any, detectors: Any, x: Any, y: Any, x_calibration: A
         if i >= n:
             raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
         v["shard"] = (i, n)
-    items = detector_items(detectors, DETECTOR_NAMES, ScoreDetector)
+    items = detector_items(detectors, DETECTOR_NAMES, ScoreDetector, prefixes=(OOD_PREFIX,))
     for label, d in items:
         if isinstance(d, ScoreDetector):
             d.check_fitted()
@@ -238,8 +238,12 @@ def _detectors(v: dict[str, Any], classifier: Any, folder: Path | None, run_id: 
                 to_save[label] = path
             spec[label] = {"name": d, "fitted_by": "evaluate", "n_fit": len(v["x_fit"]), "n_calibration": half,
                            "seed": v["seed"]}
+            if hasattr(dets[label], "score_gradient_"):  # pytorch-ood: where the score's gradient comes from
+                spec[label]["score_gradient"] = dets[label].score_gradient_
         else:
             dets[label] = d
             spec[label] = {"class": type(d).__name__, "params": {k: repr(p) for k, p in d.fit_params_.items()},
                            "threshold": float(d.threshold_), "nominal_fpr": float(d.fpr)}
+            if hasattr(d, "score_gradient_"):
+                spec[label]["score_gradient"] = d.score_gradient_
     return dets, spec, held_out, to_save

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from rce_art.adapters.ood_named import OOD_PREFIX, build_ood_detector
 from rce_art.detectors import (
     BayesianUncertaintyDetector,
     ConfidenceDetector,
@@ -20,7 +21,7 @@ from rce_art.detectors import (
     load_detector,
 )
 
-__all__ = ["DETECTOR_NAMES", "fit_named_detector", "save_atomically"]
+__all__ = ["DETECTOR_NAMES", "OOD_PREFIX", "fit_named_detector", "is_detector_name", "save_atomically"]
 
 _FACTORIES = {
     "kd": lambda clf, seed: KDensityDetector(clf, seed=seed),
@@ -32,11 +33,17 @@ _FACTORIES = {
     "non-me": lambda clf, seed: NonMEDetector(clf),
 }
 DETECTOR_NAMES: tuple[str, ...] = tuple(_FACTORIES)
-"""Detector names: K-density, BU (needs dropout in the model), KD+BU, LID, Mahalanobis, confidence, non-ME."""
+"""Detector names: K-density, BU (needs dropout in the model), KD+BU, LID, Mahalanobis, confidence, non-ME; and
+pytorch-ood's detectors as ``"ood:<alias or class>"`` (see [`build_ood_detector`][rce_art.adapters.build_ood_detector])."""
 _COMBINED = {"kdbu", "lid"}
 FGSM_EPS_FRACTION = 0.1
 """Combiner detectors (KD+BU, LID) are fitted on FGSM examples of 200 fit inputs at this fraction of the pixel range
 (ours; their logistic regression needs adversarial examples, Ma et al. 2018)."""
+
+
+def is_detector_name(name: str) -> bool:
+    """Whether ``name`` names a detector: one of `DETECTOR_NAMES`, or ``"ood:..."`` (checked when it is built)."""
+    return name in _FACTORIES or name.startswith(OOD_PREFIX)
 
 
 def fit_named_detector(name: str, classifier: Any, x_fit: Any, y_fit: Any, x_calibration: np.ndarray, seed: int,
@@ -48,10 +55,12 @@ def fit_named_detector(name: str, classifier: Any, x_fit: Any, y_fit: Any, x_cal
         ValueError: On an unknown name, or what the detector's own ``fit`` raises (e.g. BU on a model without
             dropout).
     """
-    if name not in _FACTORIES:
-        raise ValueError(f"unknown detector name {name!r}; choose from {DETECTOR_NAMES}")
+    if not is_detector_name(name):
+        raise ValueError(f"unknown detector name {name!r}; choose from {DETECTOR_NAMES} or {OOD_PREFIX}<name>")
     if path is not None and path.exists():
         return load_detector(path, classifier, strict=True)
+    if name.startswith(OOD_PREFIX):
+        return build_ood_detector(name, classifier, x_fit, seed).fit(x_fit, y_fit, x_calibration=x_calibration)
     det = _FACTORIES[name](classifier, seed)
     kw: dict[str, Any] = {}
     if name in _COMBINED:
