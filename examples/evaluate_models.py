@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> dict[str, ra.report.EvaluationReport]
                         help=f"comma-separated names of {sorted(ra.report.DETECTOR_NAMES)}")
     parser.add_argument("--objectives", default="CE,RCE")
     parser.add_argument("--budget", choices=("standard", "quick"), default="standard")
+    parser.add_argument("--binarization", action="store_true",
+                        help="also run the binarization test and its inverted form (Zimmermann et al. 2022)")
+    parser.add_argument("--reference-robust-accuracy", type=float, default=None,
+                        help="best known robust accuracy of a classifier at eps/2 (Tramer's bound)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     data = C.load_data(args)
@@ -37,14 +41,18 @@ def main(argv: list[str] | None = None) -> dict[str, ra.report.EvaluationReport]
     objectives = tuple(o for o in args.objectives.split(",") if o)
     print(f"settings: dataset={args.dataset} model={args.model} objectives={objectives} detectors={names} n={n} "
           f"calibration={n_cal} held-out clean test inputs eps={eps} (L-inf, pixel units of {data.clip_values}) "
-          f"fprs=(0.05, 0.5) budget={args.budget} attacks={list(ra.adapters.STANDARD_ENSEMBLE)} seed={args.seed}")
+          f"fprs=(0.05, 0.5) budget={args.budget} attacks={list(ra.adapters.STANDARD_ENSEMBLE)} seed={args.seed} "
+          f"binarization={args.binarization} reference_robust_accuracy={args.reference_robust_accuracy}")
     models = C.train_models(args, data, objectives=objectives)
     reports = {}
     for objective, clf in models.items():
         print(f"\n## {objective}: test accuracy {C.accuracy(clf, data.x_test, data.y_test):.4f}")
         report = ra.evaluate(clf, names, data.x_test[:n], data.y_test[:n], x_calibration=data.x_test[n : n + n_cal],
                              x_fit=data.x_train, y_fit=data.y_train, eps=eps, budget=args.budget, seed=args.seed,
-                             out=args.out / f"evaluate-{args.dataset}-{args.model}-{objective.lower()}-{args.budget}",
+                             binarization=args.binarization,
+                             reference_robust_accuracy=args.reference_robust_accuracy,
+                             out=args.out / (f"evaluate-{args.dataset}-{args.model}-{objective.lower()}-{args.budget}"
+                                             + ("-binarization" if args.binarization else "")),
                              verbose=not args.quiet)
         assert report is not None  # one process: the report, not a shard
         print(report.table())

@@ -109,7 +109,9 @@ def test_unit_keys_are_typed_and_name_their_files_as_before():
     units = plan_units(["kd"], 5, 4, [0.05], True, [0.3])
     assert [str(u) for u in units] == ["kd|fpr", "kd|clean|0", "kd|clean|1", "kd|oblivious|0", "kd|oblivious|1",
                                        "kd|worst|0.05|0", "kd|worst|0.05|1", "kd|curve|0.3|0", "kd|curve|0.3|1",
-                                       "kd|diagnostics"]
+                                       "kd|diagnostics", "kd|substitution"]
+    assert [str(u) for u in plan_units(["kd"], 5, 4, [0.05], False, (), binarization=True)][-2:] == [
+        "kd|substitution", "kd|binarization|0.05"]
     assert units[5] == UnitKey("kd", "worst", 0.05, 0) and units[5].fpr == 0.05 and units[5].batch == 0
 
 

@@ -38,7 +38,12 @@ def test_one_call_report_is_honest_and_complete(user_files, digits, tmp_path):
             assert sr["lo"] <= sr["rate"] <= sr["hi"] and p["sr_all"]["n"] == 24
             assert p["realised_fpr"]["n"] == 80  # the held-out half of x_calibration
             checks = report.diagnostics[r["detector"]][f]
-            assert {c["verdict"] for c in checks} <= {"PASS", "WARN"} and len(checks) == 6
+            assert {c["verdict"] for c in checks} <= {"PASS", "WARN"} and len(checks) == 9
+            assert [c["check"] for c in checks[6:]] == ["no success left behind", "trivial substitutes are broken",
+                                                       "trivial substitutes are broken along the eps curve"]
+            boot = p["bootstrap"]  # the threshold re-fitted on resamples of its calibration scores
+            assert boot["n_resamples"] == 1000 and boot["robust_accuracy"]["rate"] == pytest.approx(ra_["rate"])
+            assert boot["realised_fpr"]["rate"] == pytest.approx(p["realised_fpr"]["rate"])
     # success means misclassified AND not flagged, recomputed here from the records
     w = report.records["kd"]["worst@0.05"]
     assert np.array_equal(w["broken"], (np.array(w["pred"]) != y) & ~np.array(w["flagged"]))
@@ -110,6 +115,8 @@ BAD = {
     "weights do not fit": ({"weights": True}, "do not fit the model"),
     "invalid eps": ({"args": ["--eps", "-0.1"]}, "eps must be a finite number > 0"),
     "wrong input shape": ({"x_shape": True}, "cannot run on inputs of shape"),
+    "reference not a fraction": ({"args": ["--reference-robust-accuracy", "1.5"]},
+                                 "reference_robust_accuracy must be a fraction"),
 }
 
 
@@ -139,7 +146,10 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(case, user_files, tmp_pa
         args[args.index("--weights") + 1] = str(tmp_path / "w.safetensors")
     extra = change.get("args", [])
     for i in range(0, len(extra), 2):
-        args[args.index(extra[i]) + 1] = extra[i + 1]
+        if extra[i] in args:
+            args[args.index(extra[i]) + 1] = extra[i + 1]
+        else:
+            args += extra[i : i + 2]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rce-art: error:") and message in err and "\n" not in err, err

@@ -143,7 +143,9 @@ def _synthetic(masking_at: float, attack_at: dict[float, str]):
                      "thresholds": {"0.05": 0.5, "0.5": 1.5}, "timing": {"seconds": 0}},
            "d|clean|0": {"pred": [0, 1, 2, 3], "score": [5.0, 5.0, 5.0, 5.0], "timing": {"seconds": 0}},
            "d|oblivious|0": {"misclassified": [False] * 4, "score": [5.0] * 4, "linf": [0.0] * 4,
-                             "timing": {"seconds": 0}}}
+                             "timing": {"seconds": 0}},
+           "d|substitution": {"n_candidates": 4, "timing": {"seconds": 0},
+                              "fprs": {str(f): {"distance": [None] * 4, "index": [-1] * 4} for f in (0.05, 0.5)}}}
     for f in (0.05, 0.5):
         res[f"d|worst|{f}|0"] = {"broken": [True, False, False, False], "attack": [attack_at[f], "", "", ""],
                                  "masking": [f == masking_at, False, False, False], "linf": [0.1, 0, 0, 0],

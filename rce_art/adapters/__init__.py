@@ -25,9 +25,9 @@ from rce_art.adapters.torchattacks_attack import TorchattacksAttack
 
 __all__ = [
     "ADAPTIVE_ATTACKS",
-    "OOD_ALIASES",
     "AVAILABLE",
     "BACKENDS",
+    "OOD_ALIASES",
     "PAPER_ATTACKS",
     "STANDARD_ENSEMBLE",
     "STANDARD_ENSEMBLE_06",

@@ -236,6 +236,11 @@ class OODDetector(ScoreDetector):
         and ``repr`` show, and the file records)."""
         return {**super()._current_params(), "detector": describe(self.detector)}
 
+    def __repr__(self) -> str:
+        params = {k: v for k, v in self._current_params().items() if k != "detector"}
+        return (f"OODDetector(detector={describe(self.detector)}, "
+                + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")")
+
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         meta, tensors = super()._fitted_state()
         meta.update({"nb_classes_": self.nb_classes_, "kind_": self.kind_, "score_gradient_": self.score_gradient_})

@@ -122,12 +122,19 @@ class DetectorAsClass(nn.Module):
         self.threshold, self.score_scale, self.eot_samples = t, float(score_scale), eot_samples
         self.fold_into = None if fold_into is None else int(fold_into)
         self.nb_classes = n
+        #: Called as ``observer.see(x, logits, flagged)`` on every pass of [`logits_and_score`][] (every iterate of
+        #: every attack on this system or its folded forms), when set; see
+        #: [`SuccessObserver`][rce_art.evaluation.SuccessObserver].
+        self.observer: Any = None
 
     # ------------------------------------------------------------------ forms
     def folded(self, label: int) -> DetectorAsClass:
-        """The ``(N, L)`` form for inputs of true class ``label``: the extra logit merged into ``label``'s."""
-        return DetectorAsClass(self.detector, self.threshold, score_scale=self.score_scale,
-                               eot_samples=self.eot_samples, fold_into=label)
+        """The ``(N, L)`` form for inputs of true class ``label``: the extra logit merged into ``label``'s (sharing this
+        system's observer)."""
+        out = DetectorAsClass(self.detector, self.threshold, score_scale=self.score_scale,
+                              eot_samples=self.eot_samples, fold_into=label)
+        out.observer = self.observer
+        return out
 
     def attack_per_class(self, x: Tensor, y: Tensor, attack: Callable[[DetectorAsClass, Tensor, Tensor], Any]
                          ) -> Tensor:
@@ -205,6 +212,8 @@ class DetectorAsClass(nn.Module):
                     extra.append(self.detector.logits_and_score(x)[1])
             mean = (score + sum(extra)) / self.eot_samples
             score = score.detach() + (mean - mean.detach())  # value of draw 0, gradient of the average
+        if self.observer is not None:
+            self.observer.see(x, logits.detach(), self.flags(score))
         return logits, score
 
     def forward(self, x: Tensor) -> Tensor:

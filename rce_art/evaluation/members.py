@@ -150,6 +150,11 @@ class APGDMember(EnsembleAttack):
     def __post_init__(self) -> None:
         _checked_options(APGD, self.options, {"eps", "norm", "loss", "steps", "seed"}, self.name)
 
+    def applies_to(self, detector: Any) -> bool:
+        """The DLR losses need 3 classes (APGD-T: 4); a binary task (the binarization test) takes only APGD-CE."""
+        need = {"ce": 2, "dlr": 3, "dlr-targeted": 4}.get(self.loss, 2)
+        return int(getattr(detector, "nb_classes_", need)) >= need
+
     def run(self, system: DetectorAsClass, x: Tensor, y: Tensor) -> Tensor:
         options = {"n_targets": WORST_CASE.n_targets, **self.options}
         attack = APGD(self.eps, self.norm, self.loss, steps=self.steps(WORST_CASE.apgd_iterations), seed=self.seed,

@@ -29,6 +29,7 @@ from rce_art._validation import check_inputs, check_labels, to_numpy
 from rce_art.attacks.detector_class import DetectorAsClass
 from rce_art.attacks.detector_pgd import classifier_margin, project
 from rce_art.evaluation.members import KINDS, EnsembleAttack
+from rce_art.evaluation.observer import SuccessObserver
 from rce_art.exceptions import GradientMaskingWarning
 from rce_art.metrics import wilson_interval
 
@@ -140,12 +141,16 @@ class WorstCaseEnsemble:
             order to run (gradient attacks first, then the gradient-free cross-checks, as AutoAttack orders them).
         batch_size: Inputs given to an attack at once.
         verbose: Progress bar over attacks and batches.
+        keep_iterates: Observe every forward pass of the system during each attack and keep an iterate that broke
+            an input when the attack's returned example did not ([`SuccessObserver`][rce_art.evaluation.SuccessObserver]:
+            no success left behind); the per-attack records count them (``left_behind``).
 
     Raises:
         ValueError: Without attacks, or if they do not share one budget and norm.
     """
 
-    def __init__(self, attacks: Sequence[EnsembleAttack], batch_size: int = 256, verbose: bool = False) -> None:
+    def __init__(self, attacks: Sequence[EnsembleAttack], batch_size: int = 256, verbose: bool = False,
+                 keep_iterates: bool = True) -> None:
         attacks = list(attacks)
         if not attacks:
             raise ValueError("WorstCaseEnsemble needs at least one attack")
@@ -163,6 +168,7 @@ class WorstCaseEnsemble:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.attacks, self.batch_size, self.verbose = attacks, int(batch_size), bool(verbose)
+        self.keep_iterates = bool(keep_iterates)
         self.eps, self.norm = attacks[0].eps, attacks[0].norm
 
     def run(self, detector: Any, x: Any, y: Any, *, threshold: float | None = None, fpr: float | None = None,
@@ -208,7 +214,8 @@ class WorstCaseEnsemble:
             bar = tqdm(total=len(self.attacks), desc="worst case", disable=not self.verbose, leave=False)
             for attack in self.attacks:
                 rec: dict[str, Any] = {"attack": attack.name, "kind": attack.kind, "description": attack.describe(),
-                                       "attacked": 0, "broken": 0, "seconds": 0.0, "gradients": 0, "queries": 0}
+                                       "attacked": 0, "broken": 0, "seconds": 0.0, "gradients": 0, "queries": 0,
+                                       "left_behind": 0}
                 per_attack.append(rec)
                 bar.set_postfix(attack=attack.name, robust=int((~broken).sum()))
                 if not attack.applies_to(detector):
@@ -220,8 +227,14 @@ class WorstCaseEnsemble:
                     idx = torch.as_tensor(todo[start : start + self.batch_size], device=x.device)
                     before = dict(counts)
                     t0 = time.perf_counter()
-                    cand = self._checked(attack, attack.run(system, x[idx], y[idx]), x[idx], clip)
+                    seen = SuccessObserver(x[idx], y[idx], self.eps, self.norm, clip, BOUND_TOL)
+                    system.observer = seen if self.keep_iterates else None
+                    try:
+                        cand = self._checked(attack, attack.run(system, x[idx], y[idx]), x[idx], clip)
+                    finally:
+                        system.observer = None
                     ok, mis, val = self._outcome(system, cand, y[idx])
+                    rec["left_behind"] += self._keep_found(system, seen, cand, y[idx], x[idx], clip, (ok, mis, val))
                     rec["seconds"] += time.perf_counter() - t0
                     f, b = counts["forward"] - before["forward"], counts["backward"] - before["backward"]
                     rows = to_numpy(idx)
@@ -273,6 +286,22 @@ class WorstCaseEnsemble:
                 val = torch.where(mis, score.double(), -classifier_margin(logits, yb, False).double())
                 parts.append((mis & ~flagged, mis, val))
         return tuple(to_numpy(torch.cat(p)) for p in zip(*parts))  # type: ignore[return-value]
+
+    def _keep_found(self, system: DetectorAsClass, seen: SuccessObserver, cand: Tensor, y: Tensor, x: Tensor,
+                    clip: tuple[float, float], outcome: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+        """Put the observed breaking iterates in ``cand`` (and ``outcome``, in place) where the attack's own example is
+        not broken; return how many inputs that recovered (each re-checked on the system)."""
+        ok, mis, val = outcome
+        left = np.flatnonzero(to_numpy(seen.found) & ~ok)
+        if left.size == 0:
+            return 0
+        rows = torch.as_tensor(left, device=cand.device)
+        kept = project(seen.x_found[rows].to(cand), x[rows], self.eps, self.norm, clip)
+        ok2, mis2, val2 = self._outcome(system, kept, y[rows])
+        good = left[ok2]
+        cand[torch.as_tensor(good, device=cand.device)] = kept[torch.as_tensor(ok2, device=cand.device)]
+        ok[good], mis[good], val[good] = True, mis2[ok2], val2[ok2]
+        return int(good.size)
 
     def _checked(self, attack: EnsembleAttack, cand: Any, x: Tensor, clip: tuple[float, float]) -> Tensor:
         """The attack's examples as a tensor like ``x``, projected onto the budget (with a warning past the slack)."""

@@ -99,7 +99,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                       x_calibration=arrays["x_calibration"].astype(np.float32, copy=False),
                       x_fit=arrays.get("x_train"), y_fit=arrays.get("y_train"), eps=args.eps, norm=args.norm,
                       attacks=attacks, fprs=fprs, curve_fprs=curve, budget=args.budget, out=args.out, batch_size=args.batch_size,
-                      seed=args.seed, diagnostics=not args.no_diagnostics, shard=shard, verbose=not args.quiet)
+                      seed=args.seed, diagnostics=not args.no_diagnostics, binarization=args.binarization,
+                      reference_robust_accuracy=args.reference_robust_accuracy, shard=shard, verbose=not args.quiet)
     if report is None:
         print(f"shard {args.shard}: results stored in {args.out}; merge the shards with: rce-art merge OUT "
               f"{args.out} ...")
@@ -168,6 +169,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--shard", default=None, metavar="I/N", help="run shard I of N (merge with rce-art merge)")
     e.add_argument("--no-diagnostics", action="store_true")
+    e.add_argument("--binarization", action="store_true",
+                   help="run the binarization test and its inverted form (Zimmermann et al. 2022) on 20 inputs")
+    e.add_argument("--reference-robust-accuracy", type=float, default=None, metavar="FRACTION",
+                   help="best known robust accuracy of a classifier at eps/2 (Tramer's bound is checked against it)")
     e.add_argument("--out", required=True, help="results folder (resumable; report files are written there)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     r = sub.add_parser("report", help="re-render report.html and report.md from a folder's report.json")

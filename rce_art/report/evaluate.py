@@ -108,6 +108,7 @@ def _identity(v: dict[str, Any], classifier: Any, norm: str, budget: str, diagno
             "attack_providers": {n: REGISTRY[n].toolkit for n in v["names"]},  # 0.7: apgd-ce etc. changed provider
             "fprs": list(v["fprs"]), "curve_fprs": list(v["curve"]), "budget": budget, "batch_size": v["batch_size"],
             "seed": v["seed"], "diagnostics": bool(diagnostics), "n": len(v["x"]),
+            "kept_iterates": "no-success-left-behind/1",  # 0.7: the ensemble keeps breaking iterates it observed
             "data": digest_arrays(v["x"], v["y"], v["x_cal"]),
             "fit_data": digest_arrays(v["x_fit"], v["y_fit"]) if named else None,
             "clip_values": [float(c) for c in view.clip_values], "preprocessing": preprocessing_spec(classifier),
@@ -120,8 +121,8 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
              y_fit: Any = None, eps: float = 0.1, norm: str = "linf", attacks: str | Sequence[str] = "standard",
              fprs: Sequence[float] = (0.05, 0.5), curve_fprs: Sequence[float] | None = DEFAULT_CURVE_FPRS,
              budget: str = "standard", out: str | Path | None = None, batch_size: int = 100, seed: int = 0,
-             diagnostics: bool = True, shard: tuple[int, int] | None = None,
-             verbose: bool = True) -> EvaluationReport | None:
+             diagnostics: bool = True, binarization: bool = False, reference_robust_accuracy: float | None = None,
+             shard: tuple[int, int] | None = None, verbose: bool = True) -> EvaluationReport | None:
     """Evaluate a classifier with detectors against the standard worst-case ensemble; return the report.
 
     Args:
@@ -149,7 +150,13 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
             and ``report.html`` are written there. ``None``: nothing is written (no resume).
         batch_size: Inputs per unit of work (an integer >= 1).
         seed: Seed of the attacks and of detectors fitted by name.
-        diagnostics: Run the sanity checks (unbounded attack, steps and eps monotonicity, gradients).
+        diagnostics: Run the sanity checks (unbounded attack, steps and eps monotonicity, gradients). The cheap
+            active checks always run: no success left behind, the trivial-substitution bound, bootstrap intervals
+            with the threshold re-fitted (see docs/concepts.md).
+        binarization: Run the binarization test and its inverted form (Zimmermann et al. 2022) at each operating
+            point on 20 inputs (measured cost: docs/howto/evaluate.md).
+        reference_robust_accuracy: The best known robust accuracy (a fraction) of a classifier on this task at
+            ``eps / 2``: Tramer's bound WARNs where the robust accuracy with detection at ``eps`` would beat it.
         shard: ``(i, n)``: run only the units of shard ``i`` of ``n`` (needs ``out``; merge with
             ``rce-art merge``); under torchrun the ranks shard automatically and rank 0 writes the report.
         verbose: Progress bars.
@@ -177,8 +184,13 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
         shard = (distributed.get_rank(), distributed.get_world_size())
     v = _validated(classifier, detectors, x, y, x_calibration, x_fit, y_fit, eps, norm, attacks, fprs, curve_fprs,
                    budget, batch_size, seed, shard, out)
+    if reference_robust_accuracy is not None and not (
+            isinstance(reference_robust_accuracy, (int, float)) and 0.0 <= float(reference_robust_accuracy) <= 1.0):
+        raise ValueError(f"reference_robust_accuracy must be a fraction in [0, 1] (the best known robust accuracy at "
+                         f"eps/2), got {reference_robust_accuracy!r}")
     shard = v.get("shard")
     identity = _identity(v, classifier, norm, budget, diagnostics)
+    identity["binarization"] = bool(binarization)
     outp = None if out is None else Path(out)
     if outp is not None and (outp / ResultStore.MANIFEST).exists():
         identity = ResultStore.check_manifest(outp, identity)  # another evaluation's folder: refused before any work
@@ -192,12 +204,15 @@ def evaluate(classifier: Any, detectors: Any, x: Any, y: Any, *, x_calibration: 
                                          "diagnostics", "n", "clip_values", "preprocessing", "versions")}
     model = {k: m for k, m in identity["model"].items() if k != "probe"}  # the probe: in manifest.json
     settings.update(detectors=spec, n_held_out=len(held_out), data=identity["data"], model=model,
+                    binarization=bool(binarization),
+                    reference_robust_accuracy=None if reference_robust_accuracy is None else float(
+                        reference_robust_accuracy),
                     attack_descriptions=[build_adaptive_attack(a, v["eps"], norm, BUDGETS[budget], v["seed"]).describe()
                                          for a in v["names"]])
     if store is not None:  # every shard writes the same (deterministic) settings: merge checks they agree
         store.put("settings", settings)
         store.put("labels", {"y": v["y"].tolist()})
-    units = plan_units(list(dets), len(v["x"]), v["batch_size"], v["fprs"], diagnostics, v["curve"])
+    units = plan_units(list(dets), len(v["x"]), v["batch_size"], v["fprs"], diagnostics, v["curve"], bool(binarization))
     mine = [u for k, u in enumerate(units) if shard is None or k % shard[1] == shard[0]]
     results: dict[str, Any] = {}
     bar = tqdm(mine, desc="evaluate", disable=not verbose)

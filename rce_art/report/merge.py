@@ -39,7 +39,7 @@ def merge(out: str | Path, shards: list[str | Path]) -> EvaluationReport:
         raise ValueError(f"{shards[0]} was written by another version of rce-art evaluate (no {missing[0]!r} in its "
                          "manifest); run the shards again")
     units = plan_units(list(identity["detectors"]), identity["n"], identity["batch_size"], identity["fprs"],
-                       identity["diagnostics"], identity.get("curve_fprs", []))
+                       identity["diagnostics"], identity.get("curve_fprs", []), bool(identity.get("binarization")))
     keys = [*map(str, units), "settings", "labels"]
     settings = None
     for s, src in zip(shards, stores):

@@ -13,9 +13,11 @@ import numpy as np
 
 from rce_art._files import atomic_write
 from rce_art.detectors.calibration import is_flagged
+from rce_art.evaluation.bootstrap import bootstrap_operating_point
 from rce_art.evaluation.rates import operating_point_rates
 from rce_art.evaluation.store import CorruptResultError
 from rce_art.metrics import rate_with_interval as _rate
+from rce_art.report.active_checks import active_rows
 from rce_art.report.diagnostics import check_rows
 from rce_art.report.units import UnitKey
 
@@ -211,7 +213,25 @@ def build_report(settings: dict[str, Any], units: list[UnitKey], results: dict[A
             row["points"][str(f)] = point
             rec["gallery"][str(f)] = _cat(units, results, d, "worst", "gallery", f)[:GALLERY]
             fpr_rate = point["realised_fpr"]
+            left: Counter[str] = Counter()
+            for u in _batches(units, d, "worst", f):
+                for a in results[str(u)].get("per_attack", []):
+                    left[a["attack"]] += int(a.get("left_behind", 0))
+            point["left_behind"] = dict(left)
+            if "calibration_score" in fu:  # 0.7: the bootstrap re-fits the threshold on resamples of these
+                point["bootstrap"] = bootstrap_operating_point(
+                    y, rec["clean_pred"], rec["clean_score"], w["pred"], w["score"], fu["calibration_score"], held, f,
+                    seed=int(settings.get("seed", 0)))
+            sub = results.get(str(UnitKey(d, "substitution")))
+            bin_ = results.get(str(UnitKey(d, "binarization", f)))
+            if bin_ is not None:
+                rec[f"binarization@{f}"] = {k: bin_[k] for k in ("test", "inverted")}
             diagnostics[d][str(f)] = check_rows(diag, f, t, fpr_rate["k"], fpr_rate["n"], point["masking"], y.size)
+            diagnostics[d][str(f)] += active_rows(
+                eps=float(settings["eps"]), broken=broken, left_behind=point["left_behind"],
+                substitution=None if sub is None else sub["fprs"][str(f)], diag=diag, threshold=t,
+                robust_accuracy=point["robust_accuracy"], reference=settings.get("reference_robust_accuracy"),
+                binarization=bin_)
         for f in sorted(set(fprs) | set(curve)):  # the main points as computed above, the extra ones at the quick budget
             if f in fprs:
                 p, budget = row["points"][str(f)], settings["budget"]

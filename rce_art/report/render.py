@@ -27,6 +27,13 @@ DEFINITIONS = (
     "attack: never a robust accuracy). Intervals: Wilson 95%. Definitions and references: docs/concepts.md.")
 
 
+BOOTSTRAP_NOTE = (
+    "The Wilson intervals hold the threshold fixed; the bootstrap resamples the calibration scores, the evaluated "
+    "inputs and the held-out inputs together and re-fits the threshold each time (2.5% and 97.5% percentiles). The "
+    "attacks' examples are held fixed, so above the attacked threshold the robust-accuracy interval's upper end is "
+    "optimistic. Definitions: docs/concepts.md.")
+
+
 def _fmt(r: dict[str, Any]) -> str:
     if not isinstance(r.get("rate"), (int, float)) or math.isnan(float(r["rate"])):
         return f"- (n = {int(r['n'])})"
@@ -46,6 +53,27 @@ def summary_table(report: Any) -> tuple[list[str], list[list[str]]]:
                          _fmt(p["sr"]), _fmt(r["clean_accuracy"]), _fmt(p["selective_accuracy"]), _fmt(p["sr_all"]),
                          _fmt(p["oblivious"]["sr"]), str(p["top_attack"]), str(warns)])
     return head, rows
+
+
+def bootstrap_table(report: Any) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: each rate's Wilson interval beside its bootstrap interval with the threshold re-fitted on
+    resamples of the calibration scores (``rce_art.evaluation.bootstrap_operating_point``)."""
+    head = ["detector", "FPR", "resamples", "robust acc: Wilson", "bootstrap", "SR: Wilson", "bootstrap",
+            "realised FPR: Wilson", "bootstrap", "threshold: bootstrap"]
+    rows = []
+    for r in report.rows:
+        for f, p in r["points"].items():
+            b = p.get("bootstrap")
+            if b is None:
+                continue
+            rows.append([str(r["detector"]), percent(f), str(b["n_resamples"])] + [
+                c for k in ("robust_accuracy", "sr", "realised_fpr") for c in (_fmt(p[k]), _fmt_b(b[k]))]
+                + [f"{b['threshold']['rate']:.4g} [{b['threshold']['lo']:.4g}, {b['threshold']['hi']:.4g}]"])
+    return head, rows
+
+
+def _fmt_b(r: dict[str, Any]) -> str:
+    return f"[{float(r['lo']):.3f}, {float(r['hi']):.3f}]"
 
 
 def sentences(report: Any) -> list[str]:
@@ -92,6 +120,10 @@ def render_markdown(report: Any) -> str:
             out += [f"**{_md(det)} at {percent(f)} FPR**", ""]
             out += [f"- {_md(r['verdict'])}: {_md(r['check'])} ({_md(r['evidence'])})" for r in rows]
             out.append("")
+    head, boot = bootstrap_table(report)
+    if boot:
+        out += ["## Intervals with the threshold's own uncertainty", "", BOOTSTRAP_NOTE, "", markdown_table(head, boot),
+                ""]
     out += ["## Which attacks broke the inputs", ""]
     for r in report.rows:
         for f, p in r["points"].items():
@@ -133,6 +165,10 @@ def render_html(report: Any) -> str:
                   for d, f, c, v, e in diag)
     parts.append("<table id='diagnostics'><tr><th>detector</th><th>FPR</th><th>check</th><th>verdict</th>"
                  f"<th>evidence</th></tr>{trs}</table>")
+    head, boot = bootstrap_table(report)
+    if boot:
+        parts.append("<h2>Intervals with the threshold's own uncertainty</h2><p>" + esc(BOOTSTRAP_NOTE) + "</p>"
+                     + _html_table(head, boot, "bootstrap"))
     for title, body, caption in figures(report):
         parts.append(f"<h2>{esc(title)}</h2><figure>{body}<figcaption>{esc(caption)}</figcaption></figure>")
     parts.append("<h2>Settings and versions</h2>" + _html_table(["setting", "value"],

@@ -14,12 +14,14 @@ import torch
 from rce_art.adapters.adaptive_attacks import build_adaptive_attack
 from rce_art.attacks.detector_pgd import DetectorPGD
 from rce_art.detectors.base import ScoreDetector
-from rce_art.detectors.calibration import calibrate_threshold
+from rce_art.detectors.calibration import calibrate_threshold, is_flagged
+from rce_art.evaluation.binarization import binarization_test
+from rce_art.evaluation.substitution import nearest_substitutes
 from rce_art.evaluation.worst_case import WorstCaseEnsemble
 from rce_art.report.diagnostics import run_diagnostics
 from rce_art.settings import WORST_CASE
 
-__all__ = ["BUDGETS", "GALLERY_PER_UNIT", "UnitKey", "plan_units", "run_unit"]
+__all__ = ["BUDGETS", "GALLERY_PER_UNIT", "UnitKey", "plan_units", "run_unit", "substitution_unit"]
 
 BUDGETS = WORST_CASE.budgets
 """Budget multipliers of the attacks' default iterations / queries (``standard``: APGD 50 iterations, Square 500
@@ -28,7 +30,7 @@ GALLERY_PER_UNIT = WORST_CASE.gallery_per_unit
 """Broken inputs per unit whose clean and adversarial pixels are kept for the report's gallery."""
 
 
-UnitKind = Literal["fpr", "clean", "oblivious", "worst", "curve", "diagnostics"]
+UnitKind = Literal["fpr", "clean", "oblivious", "worst", "curve", "diagnostics", "substitution", "binarization"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,10 @@ class UnitKey:
     Attributes:
         detector: The detector's label.
         kind: ``"fpr"`` (held-out scores and thresholds), ``"clean"``, ``"oblivious"``, ``"worst"`` (the ensemble at
-            a main operating point), ``"curve"`` (at an extra one, quick budget) or ``"diagnostics"``.
-        fpr: The operating point (``worst`` and ``curve`` units), else ``None``.
+            a main operating point), ``"curve"`` (at an extra one, quick budget), ``"diagnostics"``,
+            ``"substitution"`` (the trivial-substitution bound) or ``"binarization"`` (the binarization tests at a
+            main operating point).
+        fpr: The operating point (``worst``, ``curve`` and ``binarization`` units), else ``None``.
         batch: The batch of inputs (per-batch units), else ``None``.
     """
 
@@ -56,7 +60,7 @@ class UnitKey:
 
 
 def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[float], diagnostics: bool,
-               curve_fprs: Sequence[float] = ()) -> list[UnitKey]:
+               curve_fprs: Sequence[float] = (), binarization: bool = False) -> list[UnitKey]:
     """Keys of every unit of work, in the fixed order they run (and are sharded: unit ``k`` goes to shard
     ``k mod n_shards``).
 
@@ -67,6 +71,7 @@ def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[fl
         fprs: Main operating points.
         diagnostics: Whether the diagnostics run.
         curve_fprs: Extra operating points (quick budget), none of them in ``fprs``.
+        binarization: Whether the binarization tests run (one unit per detector and main operating point).
     """
     batches = range(-(-n // batch_size))
     units: list[UnitKey] = []
@@ -77,6 +82,9 @@ def plan_units(labels: Sequence[str], n: int, batch_size: int, fprs: Sequence[fl
         units += [UnitKey(d, "curve", float(f), b) for f in curve_fprs for b in batches]
         if diagnostics:
             units.append(UnitKey(d, "diagnostics"))
+        units.append(UnitKey(d, "substitution"))
+        if binarization:
+            units += [UnitKey(d, "binarization", float(f)) for f in fprs]
     return units
 
 
@@ -105,7 +113,16 @@ def run_unit(key: UnitKey, dets: dict[str, ScoreDetector], v: dict[str, Any], he
         cal = det.calibration_scores_.double().cpu().numpy()
         score = det.detect(held_out)[0]["score"]
         data = {"held_out_score": np.asarray(score, np.float64).tolist(), "nominal": float(det.fpr),
-                "thresholds": {str(f): calibrate_threshold(cal, f) for f in (*v["fprs"], *v["curve"])}}
+                "thresholds": {str(f): calibrate_threshold(cal, f) for f in (*v["fprs"], *v["curve"])},
+                "calibration_score": cal.tolist()}  # the bootstrap re-fits the threshold on resamples of them
+    elif kind == "substitution":
+        data = substitution_unit(det, x, y, held_out, v["fprs"], norm)
+    elif kind == "binarization":
+        assert key.fpr is not None
+        attacks = [build_adaptive_attack(a, eps, norm, BUDGETS[budget], seed) for a in v["names"]]
+        data = {("inverted" if inv else "test"): binarization_test(det, x, y, attacks, fpr=key.fpr, inverted=inv,
+                                                                   seed=seed, batch_size=bs).to_dict()
+                for inv in (False, True)}
     else:
         assert key.batch is not None  # per-batch units
         b = key.batch
@@ -134,3 +151,20 @@ def run_unit(key: UnitKey, dets: dict[str, ScoreDetector], v: dict[str, Any], he
                             gallery=[{"index": int(b * bs + i), "x": xs[i].tolist(), "x_adv": r.x_adv[i].tolist()}
                                      for i in shown])
     return {**data, "timing": {"seconds": time.perf_counter() - t0}}
+
+
+def substitution_unit(det: ScoreDetector, x: np.ndarray, y: np.ndarray, held_out: np.ndarray, fprs: Sequence[float],
+                      norm: str) -> dict[str, Any]:
+    """Per main operating point, each input's distance to the closest clean input (another evaluated input or a
+    held-out one) that already is a successful adversarial example for it
+    ([`nearest_substitutes`][rce_art.evaluation.nearest_substitutes])."""
+    cand = np.concatenate([x, held_out])
+    report, _ = det.detect(cand)
+    cal = det.calibration_scores_.double().cpu().numpy()
+    out: dict[str, Any] = {"n_candidates": len(cand), "fprs": {}}
+    for f in fprs:
+        flagged = is_flagged(report["score"], calibrate_threshold(cal, f))
+        dist, idx = nearest_substitutes(x, y, cand, report["predicted_class"], flagged, norm, np.arange(len(x)))
+        out["fprs"][str(f)] = {"distance": [float(d) if np.isfinite(d) else None for d in dist],
+                               "index": idx.tolist()}
+    return out
