@@ -141,7 +141,12 @@ def test_bootstrap_widens_with_a_small_calibration_set():
     adv_pred = np.where(rng.random(n) < 0.6, (y + 1) % 10, y)
     adv_score = rng.normal(-0.5, 1.0, n)
     held = rng.normal(size=500)
-    wide = bootstrap_operating_point(y, pred, score, adv_pred, adv_score, rng.normal(size=20), held, 0.05)
+    small = rng.normal(size=20)
+    wide = bootstrap_operating_point(y, pred, score, adv_pred, adv_score, small, held, 0.05)
+    t = ra.detectors.calibrate_threshold(small, 0.05)
+    kept = bootstrap_operating_point(y, pred, score, adv_pred, adv_score, small, held, 0.05, attacked_threshold=t)
+    assert kept["robust_accuracy"]["rate"] == wide["robust_accuracy"]["rate"]  # the point estimate is the report's
+    assert kept["robust_accuracy"]["hi"] < wide["robust_accuracy"]["hi"]  # no "no attack" upper end
     tight = bootstrap_operating_point(y, pred, score, adv_pred, adv_score, rng.normal(size=5000), held, 0.05)
     width = {k: (b[k]["hi"] - b[k]["lo"]) for b in (wide, tight) for k in ("realised_fpr",)}
     assert wide["realised_fpr"]["hi"] - wide["realised_fpr"]["lo"] > 2 * (
@@ -154,3 +159,20 @@ def test_bootstrap_widens_with_a_small_calibration_set():
             assert b[key]["lo"] <= b[key]["rate"] <= b[key]["hi"]
     with pytest.raises(ValueError, match="fpr"):
         bootstrap_operating_point(y, pred, score, adv_pred, adv_score, held, held, 1.5)
+
+
+def test_apgd_returns_the_iterate_that_succeeded(ce_trainer, digits):
+    """Found by "no success left behind" on digits: APGD recorded a success at a step-size checkpoint after resetting
+    the iterate in place to the best-loss point, and returned that (unbroken) point; 2 of 340 inputs here."""
+    from rce_art.attacks import APGD, DetectorAsClass
+
+    det = ra.NonMEDetector(ce_trainer.get_classifier()).fit(digits.x_train, digits.y_train,
+                                                            x_calibration=digits.x_test[:200])
+    x, y = torch.as_tensor(digits.x_test[200:540]), torch.as_tensor(digits.y_test[200:540])
+    system = DetectorAsClass(det, fpr=0.5)
+    r = APGD(0.2, "linf", "ce", steps=50).run(system, x, y)
+    with torch.no_grad():
+        really = (system.folded_logits(r.x_adv, y).argmax(1) != y).numpy()
+    np.testing.assert_array_equal(r.success.numpy(), really)  # every reported success is one
+    e = WorstCaseEnsemble([build_adaptive_attack("apgd-ce", 0.2)]).run(det, x, y, fpr=0.5)
+    assert e.per_attack[0]["left_behind"] == 0

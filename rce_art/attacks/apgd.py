@@ -210,7 +210,9 @@ class APGD(SignatureParams):
         loss, grad, ok = self._evaluate(t, xa, y, targets)
         live = torch.arange(n, device=x.device)  # rows of the batch still attacked
         out[:] = xa
-        state = {"x": x, "y": y, "xa": xa, "prev": xa.clone(), "grad": grad, "loss": loss, "best": loss.clone(),
+        # "at": the point each row's ``ok`` was evaluated at (the checkpoint below may move "xa" to the best-loss
+        # point after the evaluation: a success is the evaluated point, never that one)
+        state = {"x": x, "y": y, "xa": xa, "at": xa, "prev": xa.clone(), "grad": grad, "loss": loss, "best": loss.clone(),
                  "x_best": xa.clone(), "g_best": grad.clone(), "step": torch.full((n,), 2 * self.eps, device=x.device),
                  "ups": torch.zeros(n, device=x.device), "best_check": loss.clone(),
                  "reduced": torch.ones(n, dtype=torch.bool, device=x.device)}
@@ -220,7 +222,7 @@ class APGD(SignatureParams):
         for i in range(self.steps):
             # rows that succeeded leave the batch; their example is kept
             if ok.any():
-                out[live[ok]], success[live[ok]] = state["xa"][ok], True
+                out[live[ok]], success[live[ok]] = state["at"][ok], True
                 keep = ~ok
                 live = live[keep]
                 state = {k: v[keep] for k, v in state.items()}
@@ -233,6 +235,7 @@ class APGD(SignatureParams):
             new = project(s["xa"] + a * (z - s["xa"]) + (1 - a) * (s["xa"] - s["prev"]), s["x"], self.eps, self.norm, clip)
             s["prev"], s["xa"] = s["xa"], new
             loss, grad, ok = self._evaluate(t, new, s["y"], s.get("tg"))
+            s["at"] = new.clone()  # "xa" is reset in place at a checkpoint
             s["ups"] += (loss > s["loss"]).float()
             s["loss"], s["grad"] = loss, grad
             better = loss > s["best"]
@@ -250,7 +253,7 @@ class APGD(SignatureParams):
                 last_check = i
         if live.numel():  # the last iterate where it succeeds, else the best-loss iterate
             shape = (-1, *([1] * (x.ndim - 1)))
-            out[live] = torch.where(ok.view(shape), state["xa"], state["x_best"])
+            out[live] = torch.where(ok.view(shape), state["at"], state["x_best"])
             success[live] = ok
         return out, success
 

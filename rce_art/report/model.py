@@ -221,7 +221,7 @@ def build_report(settings: dict[str, Any], units: list[UnitKey], results: dict[A
             if "calibration_score" in fu:  # 0.7: the bootstrap re-fits the threshold on resamples of these
                 point["bootstrap"] = bootstrap_operating_point(
                     y, rec["clean_pred"], rec["clean_score"], w["pred"], w["score"], fu["calibration_score"], held, f,
-                    seed=int(settings.get("seed", 0)))
+                    attacked_threshold=t, seed=int(settings.get("seed", 0)))
             sub = results.get(str(UnitKey(d, "substitution")))
             bin_ = results.get(str(UnitKey(d, "binarization", f)))
             if bin_ is not None:

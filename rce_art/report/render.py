@@ -30,8 +30,9 @@ DEFINITIONS = (
 BOOTSTRAP_NOTE = (
     "The Wilson intervals hold the threshold fixed; the bootstrap resamples the calibration scores, the evaluated "
     "inputs and the held-out inputs together and re-fits the threshold each time (2.5% and 97.5% percentiles). The "
-    "attacks' examples are held fixed, so above the attacked threshold the robust-accuracy interval's upper end is "
-    "optimistic. Definitions: docs/concepts.md.")
+    "attacks' examples are held fixed, and an input broken at the attacked threshold stays broken in every resample "
+    "(an attack re-run at a higher threshold would push its score that little further). Definitions: "
+    "docs/concepts.md.")
 
 
 def _fmt(r: dict[str, Any]) -> str:
