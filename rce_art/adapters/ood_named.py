@@ -11,7 +11,7 @@ import torch
 from rce_art._tensors import eval_mode
 from rce_art.adapters.ood import OODDetector, pytorch_ood_detector_module
 from rce_art.models.estimator import resolve_model
-from rce_art.models.features import as_feature_model
+from rce_art.models.features import as_feature_model, logits_and_features
 
 __all__ = ["OOD_ALIASES", "OOD_PREFIX", "build_ood_detector", "linear_head"]
 
@@ -40,7 +40,7 @@ def linear_head(classifier: Any, x: np.ndarray, layer: str | None = None) -> tup
     view = resolve_model(classifier)
     model = as_feature_model(view.model, layer)
     with torch.no_grad(), eval_mode(model):
-        logits, feats = model.logits_and_features(view.preprocess(torch.as_tensor(x, device=view.device)))
+        logits, feats = logits_and_features(model, view.preprocess(torch.as_tensor(x, device=view.device)))
     n, d = feats.shape
     if n < d + 1:
         raise ValueError(f"ViM's last layer is solved from the fit inputs: need at least {d + 1} of them, got {n}")

@@ -32,6 +32,7 @@ from rce_art.detectors.base import ScoreDetector
 from rce_art.detectors.calibration import calibrate_threshold, is_flagged
 from rce_art.metrics import wilson_interval
 from rce_art.models.estimator import TorchView
+from rce_art.models.features import logits_and_features
 
 __all__ = ["BinarizationResult", "BinarizedSystem", "binarization_test"]
 
@@ -50,6 +51,10 @@ class _Readouts(nn.Module):
     """The network's final features read out by one linear 2-class readout per tested input, each row by the readout
     of the (preprocessed) input it is closest to."""
 
+    anchors: Tensor
+    weight: Tensor
+    bias: Tensor
+
     def __init__(self, network: nn.Module, anchors: Tensor, weight: Tensor, bias: Tensor) -> None:
         super().__init__()
         self.network = network
@@ -67,7 +72,7 @@ class _Readouts(nn.Module):
         return torch.stack([-z / 2, z / 2], 1)
 
     def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        logits, feats = self.network.logits_and_features(x)
+        feats = logits_and_features(self.network, x)[1]
         return self.readout(x, feats), feats
 
     def forward(self, x: Tensor) -> Tensor:
@@ -94,7 +99,6 @@ class BinarizedSystem(ScoreDetector):
         self.threshold_ = sign * float(threshold)
         self.calibration_scores_ = (sign * detector.calibration_scores_.double()).sort().values
         self.nb_classes_ = 2
-        self.stochastic = bool(getattr(detector, "stochastic", False))
         self._sign = sign
 
     def _bind(self) -> None:  # the view is set in __init__
@@ -106,7 +110,7 @@ class BinarizedSystem(ScoreDetector):
     def logits_and_score(self, x: Tensor) -> tuple[Tensor, Tensor]:
         xp = self._view.preprocess(x.to(self._view.device))
         _, score = self.detector.logits_and_score(x)
-        feats = self.detector.model.logits_and_features(xp)[1]
+        feats = logits_and_features(self.detector.model, xp)[1]
         return self.readouts.readout(xp, feats), self._sign * score
 
     def _scores_and_predictions(self, x: Any, batch_size: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -352,7 +356,7 @@ def _features_and_flags(detector: Any, pts: Tensor, threshold: float, batch_size
     with torch.no_grad():
         for s in range(0, len(pts), batch_size):
             xb = pts[s : s + batch_size].to(view.device)
-            feats.append(detector.model.logits_and_features(view.preprocess(xb))[1].double().cpu())
+            feats.append(logits_and_features(detector.model, view.preprocess(xb))[1].double().cpu())
     report, _ = detector.detect(pts.numpy())
     flags.append(is_flagged(report["score"], threshold))
     return torch.cat(feats).numpy(), np.concatenate(flags)

@@ -52,16 +52,16 @@ def active_rows(*, eps: float, broken: np.ndarray, left_behind: dict[str, int], 
     total = sum(left_behind.values())
     per = ", ".join(f"{a} {k}" for a, k in left_behind.items() if k) or "none"
     rows.append(("no success left behind", total == 0,
-                 f"{total} inputs whose returned example was not broken although an evaluated iterate was ({per}); "
-                 "those iterates are kept as the examples"))
+                 (f"{total} inputs whose returned example was not broken although an evaluated iterate was ({per}); "
+                  "those iterates are kept as the examples")))
     if substitution is not None:
         dist = np.array([np.inf if d is None else d for d in substitution["distance"]], np.float64)
         has = dist <= eps + EPS_TOL
         missed = has & ~broken
         rows.append(("trivial substitutes are broken", not missed.any(),
-                     f"{int(has.sum())} of {dist.size} inputs have an unflagged clean input predicted as another class "
-                     f"within eps {eps:.3g} (a successful example without any attack); {int(missed.sum())} of them "
-                     "left unbroken by the ensemble (too weak at this eps if > 0)"))
+                     (f"{int(has.sum())} of {dist.size} inputs have an unflagged clean input predicted as another "
+                      f"class within eps {eps:.3g} (a successful example without any attack); {int(missed.sum())} of "
+                      "them left unbroken by the ensemble (too weak at this eps if > 0)")))
         if diag is not None:
             rows.append(_curve_row(dist, diag, threshold))
     if reference is not None:
