@@ -174,5 +174,3 @@ def test_apgd_returns_the_iterate_that_succeeded(ce_trainer, digits):
     with torch.no_grad():
         really = (system.folded_logits(r.x_adv, y).argmax(1) != y).numpy()
     np.testing.assert_array_equal(r.success.numpy(), really)  # every reported success is one
-    e = WorstCaseEnsemble([build_adaptive_attack("apgd-ce", 0.2)]).run(det, x, y, fpr=0.5)
-    assert e.per_attack[0]["left_behind"] == 0
