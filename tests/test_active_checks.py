@@ -100,6 +100,13 @@ def test_tramer_bound_fires_only_when_the_claim_beats_the_reference():
     assert fires["verdict"] == "WARN" and "eps/2 = 0.05" in fires["evidence"] and "beat" in fires["evidence"]
     assert active_rows(**base, reference=0.9)[-1]["verdict"] == "PASS"
     assert len(active_rows(**base, reference=None)) == 1  # not checked without a reference
+    from rce_art.evaluation import tramer_bound
+
+    assert tramer_bound(base["robust_accuracy"], 0.6, 0.1)["implied"] == 0.85
+    with pytest.raises(ValueError, match="rate, lo and hi"):
+        tramer_bound({"rate": 0.5}, 0.6, 0.1)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        tramer_bound(base["robust_accuracy"], 1.5, 0.1)
 
 
 # ------------------------------------------------------------------------------------- binarization test

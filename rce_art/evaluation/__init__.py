@@ -2,6 +2,7 @@
 
 from rce_art.evaluation.binarization import BinarizationResult, BinarizedSystem, binarization_test
 from rce_art.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, bootstrap_operating_point
+from rce_art.evaluation.bounds import tramer_bound
 from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
 from rce_art.evaluation.observer import SuccessObserver
 from rce_art.evaluation.protocol import (
@@ -70,6 +71,7 @@ __all__ = [
     "sharded_example_scores",
     "success_at_fpr",
     "tpr_at_fpr",
+    "tramer_bound",
     "trivial_substitutes",
     "write_records",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 
 from rce_art.detectors.calibration import is_flagged
 from rce_art.evaluation.binarization import BinarizationResult
+from rce_art.evaluation.bounds import tramer_bound
 
 __all__ = ["active_rows"]
 
@@ -65,12 +66,8 @@ def active_rows(*, eps: float, broken: np.ndarray, left_behind: dict[str, int], 
         if diag is not None:
             rows.append(_curve_row(dist, diag, threshold))
     if reference is not None:
-        lo, rate, hi = robust_accuracy["lo"], robust_accuracy["rate"], robust_accuracy["hi"]
-        rows.append(("robust accuracy within Tramer's bound", lo <= reference,
-                     f"robust accuracy with detection {rate:.3f} [{lo:.3f}, {hi:.3f}] at eps {eps:.3g} implies a "
-                     f"classifier with robust accuracy >= {lo:.3f} at eps/2 = {eps / 2:.3g} (Tramer 2022); the "
-                     f"reference robust accuracy at eps/2 is {reference:.3f}"
-                     + (": the claim would beat it, suspect the evaluation" if lo > reference else "")))
+        verdict = tramer_bound(robust_accuracy, reference, eps)
+        rows.append(("robust accuracy within Tramer's bound", verdict["holds"], verdict["evidence"]))
     if binarization is not None:
         for key, name in (("test", "binarization test"), ("inverted", "inverted binarization test")):
             r = BinarizationResult.from_dict(binarization[key])
