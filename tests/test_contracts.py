@@ -136,7 +136,7 @@ def test_detector_bad_inputs_give_clear_errors(fitted, digits):
 
 def _params(det):
     """The parameters but the classifier; a wrapped pytorch-ood detector by its class and constructor parameters."""
-    from rce_art.adapters.ood import describe
+    from rce_art.adapters.ood_detectors import describe
 
     return {k: describe(v) if k == "detector" else v for k, v in det.get_params().items() if k != "classifier"}
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from rce_art._tensors import eval_mode
-from rce_art.adapters.ood import OODDetector, pytorch_ood_detector_module
+from rce_art.adapters.ood import OODDetector
+from rce_art.adapters.ood_detectors import pytorch_ood_detector_module
 from rce_art.models.estimator import resolve_model
 from rce_art.models.features import as_feature_model, logits_and_features
 

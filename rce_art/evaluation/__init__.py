@@ -1,6 +1,7 @@
 """Evaluation under the paper's protocol."""
 
-from rce_art.evaluation.binarization import BinarizationResult, BinarizedSystem, binarization_test
+from rce_art.evaluation.binarization import BinarizationResult, binarization_test
+from rce_art.evaluation.binarized_system import BinarizedSystem
 from rce_art.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, bootstrap_operating_point
 from rce_art.evaluation.bounds import tramer_bound
 from rce_art.evaluation.members import CWWBMember, DetectorPGDMember, EnsembleAttack, RaySMember
