@@ -122,18 +122,22 @@ class OODDetector(ScoreDetector):
             if missing:
                 raise ValueError(f"the fit rows have no input of classes {missing}; pytorch-ood's "
                                  f"{type(self.detector).__name__} needs every class")
-            self.detector.to(rep.device)
-            (self.detector.fit_logits if self.kind_ == "logits" else self.detector.fit_features)(rep, labels)
+            self._fit_wrapped(rep, labels)
             self.fit_inputs_, self.fit_labels_ = rep.float().cpu(), labels.long().cpu()
         else:
             self.fit_inputs_, self.fit_labels_ = torch.zeros(0, rep.shape[1]), torch.zeros(0, dtype=torch.long)
         self._prepare_scoring(rep[:256])
         self.threshold_ = float("-inf")  # scoring needs "fitted"; fit calibrates it next
 
+    def _fit_wrapped(self, rep: Tensor, labels: Tensor) -> None:
+        """Fit the pytorch-ood detector on logits / features ``rep`` and their labels, on their device."""
+        self.detector.to(rep.device)
+        (self.detector.fit_logits if self.kind_ == "logits" else self.detector.fit_features)(rep, labels.to(rep.device))
+
     def _prepare_scoring(self, probe: Tensor) -> None:
         """Choose the score's gradient source (``score_gradient_``) and check a torch form against pytorch-ood."""
         self._bank = None
-        form = self._torch_form_name()
+        self._form = form = self._torch_form_name()
         if form == "knn" and self.fit_inputs_.shape[0] >= int(self.detector.k):
             bank = self.fit_inputs_.double().to(probe.device)
             self._bank = bank / bank.norm(dim=1, keepdim=True).clamp(min=1e-12) if self.detector.normalize else bank
@@ -186,10 +190,9 @@ class OODDetector(ScoreDetector):
         if self.score_gradient_ != "torch form":
             return self._pytorch_ood_outlier(rep)
         d = self.detector
-        form = self._torch_form_name()
-        if form == "mahalanobis":
+        if self._form == "mahalanobis":
             return mahalanobis_outlier(rep, d.mu, d.precision)
-        if form == "vim":
+        if self._form == "vim":
             return vim_outlier(rep, d.w, d.b, d.u, d.principal_subspace, d.alpha)
         assert self._bank is not None
         return knn_outlier(rep, self._bank, int(d.k), bool(d.normalize))
@@ -219,6 +222,19 @@ class OODDetector(ScoreDetector):
         meta.update({"nb_classes_": self.nb_classes_, "kind_": self.kind_, "score_gradient_": self.score_gradient_})
         tensors.update({"fit_inputs_": self.fit_inputs_.contiguous(), "fit_labels_": self.fit_labels_.contiguous()})
         return meta, tensors
+
+    def _restore_state(self, meta: dict[str, Any], tensors: dict[str, Tensor]) -> None:
+        """The threshold and calibration scores, then the pytorch-ood detector refitted on the stored representation
+        (deterministic) and the scoring prepared as ``fit`` did."""
+        super()._restore_state(meta, tensors)
+        self.nb_classes_, self.kind_ = int(meta["nb_classes_"]), meta["kind_"]
+        self.fit_inputs_, self.fit_labels_ = tensors["fit_inputs_"], tensors["fit_labels_"]
+        rep = self.fit_inputs_.to(self.device)
+        if rep.shape[0]:  # fitted by rce-art (the file of a detector fitted elsewhere is refused by save)
+            self._fit_wrapped(rep, self.fit_labels_)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GradientMaskingWarning)  # warned when it was fitted
+            self._prepare_scoring(rep[:256])
 
     def save(self, path: Any) -> None:
         """Save the threshold, the representation the pytorch-ood detector was fitted on and its constructor
@@ -260,18 +276,7 @@ class OODDetector(ScoreDetector):
                   **{k.removeprefix("pytorch_ood."): v for k, v in tensors.items() if k.startswith("pytorch_ood.")}}
         ood = getattr(mod, fitted["pytorch_ood_class"])(None, **kwargs)
         det = cls(classifier, ood, **{k: v for k, v in meta["params"].items() if k != "detector"})
-        det.nb_classes_, det.kind_ = int(fitted["nb_classes_"]), fitted["kind_"]
-        det.fit_inputs_, det.fit_labels_ = tensors["fit_inputs_"], tensors["fit_labels_"]
-        rep = det.fit_inputs_.to(det.device)
-        if det.refit and getattr(ood, "requires_fit", False):
-            ood.to(det.device)
-            (ood.fit_logits if det.kind_ == "logits" else ood.fit_features)(rep, det.fit_labels_.to(det.device))
-        det.kind_ = fitted["kind_"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", GradientMaskingWarning)  # warned when it was fitted
-            det._prepare_scoring(rep[:256])
-        det.threshold_ = float(fitted["threshold_"])
-        det.calibration_scores_ = tensors["calibration_scores_"]
+        det._restore_state(fitted, tensors)
         det.fit_params_ = det._current_params()
         det.provenance_ = meta.get("provenance", {})
         return det

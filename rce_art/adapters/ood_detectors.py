@@ -49,10 +49,7 @@ def detector_kind(detector: Any) -> str:
 def describe(detector: Any) -> str:
     """``"KNN(k=50, normalize=True)"``: a pytorch-ood detector's class and constructor parameters (tensors by shape
     and a digest of their values), the same in every process (no object address)."""
-    try:
-        scalars, tensors = constructor_params(detector, strict=False)
-    except ValueError:
-        scalars, tensors = {}, {}
+    scalars, tensors = constructor_params(detector, strict=False)
     parts = [f"{k}={v!r}" for k, v in scalars.items()]
     parts += [f"{k}=tensor{tuple(t.shape)}:{hashlib.sha256(t.double().numpy().tobytes()).hexdigest()[:12]}"
               for k, t in tensors.items()]

@@ -26,12 +26,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rce_art._tensors import eval_mode
 from rce_art._validation import check_inputs, check_labels
 from rce_art.detectors.calibration import calibrate_threshold, is_flagged
 from rce_art.evaluation.binarized_system import BinarizedSystem, Readouts
 from rce_art.metrics import wilson_interval
-from rce_art.models.features import logits_and_features
 
 __all__ = ["BinarizationResult", "binarization_test"]
 
@@ -231,31 +229,30 @@ def binarization_test(detector: Any, x: Any, y: Any, attacks: Sequence[Any], *, 
     toward = _attack_directions(detector, x[chosen], y[chosen], eps, norm, seed)
     failed: dict[str, int] = {}
     kept, weights, biases, v_in, v_bd = [], [], [], [], []
-    with eval_mode(detector.model):
-        for pos, i in enumerate(chosen):
-            xi = torch.as_tensor(x[i])
-            pts = [xi[None], _sample(xi, INNER_POINTS + VALIDATION_POINTS, eps, norm, clip, g, False),
-                   _toward(xi, toward[pos], eps, norm, clip, g),
-                   _sample(xi, BOUNDARY_CANDIDATES - ATTACK_POINTS, eps, norm, clip, g, True)]
-            feats, flags = _features_and_flags(detector, torch.cat(pts), t, batch_size)
-            n_in = 1 + INNER_POINTS
-            inner_f, inner_val = feats[:n_in], feats[n_in : n_in + VALIDATION_POINTS]
-            bnd = np.flatnonzero(flags[n_in + VALIDATION_POINTS :] == inverted) + n_in + VALIDATION_POINTS
-            if bnd.size < 2:
-                reason = "no flagged point on the boundary" if inverted else "no unflagged point on the boundary"
-                failed[reason] = failed.get(reason, 0) + 1
-                continue
-            n_fit = min(BOUNDARY_POINTS, max(1, bnd.size // 2))
-            fit = _fit_readout(inner_f, feats[bnd[:n_fit]])
-            if fit is None:
-                failed["readout does not separate"] = failed.get("readout does not separate", 0) + 1
-                continue
-            w, b = fit
-            kept.append(i)
-            weights.append(w)
-            biases.append(b)
-            v_in.append(float(((inner_val @ w + b) <= 0).mean()))
-            v_bd.append(float(((feats[bnd[n_fit:]] @ w + b) > 0).mean()))
+    for pos, i in enumerate(chosen):
+        xi = torch.as_tensor(x[i])
+        pts = [xi[None], _sample(xi, INNER_POINTS + VALIDATION_POINTS, eps, norm, clip, g, False),
+               _toward(xi, toward[pos], eps, norm, clip, g),
+               _sample(xi, BOUNDARY_CANDIDATES - ATTACK_POINTS, eps, norm, clip, g, True)]
+        feats, flags = _features_and_flags(detector, torch.cat(pts), t, batch_size)
+        n_in = 1 + INNER_POINTS
+        inner_f, inner_val = feats[:n_in], feats[n_in : n_in + VALIDATION_POINTS]
+        bnd = np.flatnonzero(flags[n_in + VALIDATION_POINTS :] == inverted) + n_in + VALIDATION_POINTS
+        if bnd.size < 2:
+            reason = "no flagged point on the boundary" if inverted else "no unflagged point on the boundary"
+            failed[reason] = failed.get(reason, 0) + 1
+            continue
+        n_fit = min(BOUNDARY_POINTS, max(1, bnd.size // 2))
+        fit = _fit_readout(inner_f, feats[bnd[:n_fit]])
+        if fit is None:
+            failed["readout does not separate"] = failed.get("readout does not separate", 0) + 1
+            continue
+        w, b = fit
+        kept.append(i)
+        weights.append(w)
+        biases.append(b)
+        v_in.append(float(((inner_val @ w + b) <= 0).mean()))
+        v_bd.append(float(((feats[bnd[n_fit:]] @ w + b) > 0).mean()))
     if not kept:
         return BinarizationResult(np.zeros(0, int), np.zeros(0, bool), np.zeros(0), np.zeros(0), failed, inverted)
     xs = torch.as_tensor(x[kept]).to(view.device)
@@ -270,12 +267,6 @@ def binarization_test(detector: Any, x: Any, y: Any, attacks: Sequence[Any], *, 
 
 def _features_and_flags(detector: Any, pts: Tensor, threshold: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Final hidden features ``(M, D)`` and the detector's flags ``(M,)`` at ``threshold`` of raw points."""
-    feats, flags = [], []
-    view = detector.view
-    with torch.no_grad():
-        for s in range(0, len(pts), batch_size):
-            xb = pts[s : s + batch_size].to(view.device)
-            feats.append(logits_and_features(detector.model, view.preprocess(xb))[1].double().cpu())
-    report, _ = detector.detect(pts.numpy())
-    flags.append(is_flagged(report["score"], threshold))
-    return torch.cat(feats).numpy(), np.concatenate(flags)
+    feats = detector.extract(pts.numpy(), batch_size)[1]
+    report, _ = detector.detect(pts.numpy(), batch_size)
+    return feats.double().cpu().numpy(), is_flagged(report["score"], threshold)

@@ -192,6 +192,7 @@ def build_report(settings: dict[str, Any], units: list[UnitKey], results: dict[A
         diag = None if diag is None else {k: v for k, v in diag.items() if k != "timing"}
         rec["diagnostics"] = diag
         obl_mis, obl_score = np.asarray(rec["oblivious_misclassified"], bool), np.asarray(rec["oblivious_score"])
+        sub = results.get(str(UnitKey(d, "substitution")))
         for f in fprs:
             t = float(fu["thresholds"][str(f)])
             w = {k: _cat(units, results, d, "worst", k, f) for k in
@@ -222,7 +223,6 @@ def build_report(settings: dict[str, Any], units: list[UnitKey], results: dict[A
                 point["bootstrap"] = bootstrap_operating_point(
                     y, rec["clean_pred"], rec["clean_score"], w["pred"], w["score"], fu["calibration_score"], held, f,
                     attacked_threshold=t, seed=int(settings.get("seed", 0)))
-            sub = results.get(str(UnitKey(d, "substitution")))
             bin_ = results.get(str(UnitKey(d, "binarization", f)))
             if bin_ is not None:
                 rec[f"binarization@{f}"] = {k: bin_[k] for k in ("test", "inverted")}
