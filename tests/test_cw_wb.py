@@ -81,6 +81,7 @@ def test_cw_wb_raises_k_density_over_plain_cw(setup, result):
     assert (kd_wb >= kd_cw - 1e-4).all() and kd_wb.mean() > kd_cw.mean()
 
 
+@pytest.mark.slow  # ~5 s: run by .ci/run's slow step
 def test_success_does_not_drop_when_steps_double(setup):
     det, x, _, targets = setup
     s = ra.evaluation.cw_wb_sanity(CarliniWagnerWB(binary_search_steps=2, phase1_search_steps=1), det, x[:8],

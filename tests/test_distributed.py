@@ -128,6 +128,7 @@ def two_process_run(tmp_path_factory):
     return out, json.loads((out / "result.json").read_text())
 
 
+@pytest.mark.slow  # two torchrun processes (~8 s): run by .ci/run's slow step
 def test_two_processes_hold_one_model(two_process_run):
     out, result = two_process_run
     assert result["world_size"] == 2
@@ -137,6 +138,7 @@ def test_two_processes_hold_one_model(two_process_run):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # two torchrun processes (~8 s): run by .ci/run's slow step
 def test_two_process_training_matches_one_process_with_the_same_global_batch(two_process_run, digits):
     out, result = two_process_run
     sys.path.insert(0, str(HERE))
@@ -154,6 +156,7 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(two
     assert np.allclose(result["history_loss"], trainer.history_.loss, rtol=1e-4)
 
 
+@pytest.mark.slow  # two torchrun processes (~8 s): run by .ci/run's slow step
 def test_two_process_kdensity_fit_and_sharded_evaluation_equal_single_process(two_process_run):
     _, result = two_process_run
     assert result["gathered_features_equal"] and result["same_bandwidth_on_every_rank"]
